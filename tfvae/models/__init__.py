@@ -1,0 +1,22 @@
+"""Keras models: ``VAE``, ``BetaVAE`` (more families are siblings of these).
+
+Every model subclasses :class:`tfvae.models.base.VariationalModel` (or, for the decoder-only
+autoencoders, a keras.Model with the same user API) and trains with ``model.fit``.
+"""
+
+from tfvae.models import likelihoods
+from tfvae.models.base import ObjectiveValue, VariationalModel
+from tfvae.models.vae import VAE, BetaVAE
+
+#: model names as the command line spells them -> classes
+REGISTRY = {"vae": VAE, "beta-vae": BetaVAE}
+
+
+def get(name):
+    """The model class for a command-line name such as ``"beta-vae"``."""
+    if name not in REGISTRY:
+        raise ValueError(f"unknown model {name!r}; expected one of {sorted(REGISTRY)}")
+    return REGISTRY[name]
+
+
+__all__ = ["REGISTRY", "BetaVAE", "ObjectiveValue", "VAE", "VariationalModel", "get", "likelihoods"]
