@@ -1,5 +1,6 @@
 """Evaluation of trained models: read a model and data, never reach back into training."""
 
-from tfvae.evaluation.latent import active_units, kl_per_dimension, mean_objective
+from tfvae.evaluation.latent import active_units, kl_per_dimension
+from tfvae.evaluation.report import EVALUATORS, evaluate_model
 
-__all__ = ["active_units", "kl_per_dimension", "mean_objective"]
+__all__ = ["EVALUATORS", "active_units", "evaluate_model", "kl_per_dimension"]

@@ -45,16 +45,3 @@ def active_units(model, data, threshold=0.01):
         raise ValueError("active_units needs at least two examples")
     variances = codes.astype(np.float64).var(axis=0)
     return int((variances > threshold).sum()), variances
-
-
-def mean_objective(model, data):
-    """The mean over the data of each metric that ``model.test_step`` reports (ELBO, KL, ...).
-
-    Returns:
-      dict name -> float.
-    """
-    for tracker in model.metrics:
-        tracker.reset_state()
-    for images in _image_batches(data):
-        logs = model.test_step(images)
-    return {name: float(value) for name, value in logs.items()}

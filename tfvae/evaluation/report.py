@@ -1,0 +1,40 @@
+"""The metrics `tfvae train` and `tfvae evaluate` write into a run's metrics.json.
+
+:func:`evaluate_model` computes what applies to every model and then asks each function in
+:data:`EVALUATORS` for more; a model family adds its own measures (sparsity, log-likelihood,
+...) by appending one function here, without touching the command line.
+"""
+
+import numpy as np
+
+from tfvae.evaluation.latent import active_units, kl_per_dimension
+
+
+def _test_objective(model, context):
+    """The mean of every metric test_step reports (ELBO, reconstruction, KL, ...), as test_*."""
+    logs = model.evaluate(context["test_data"], verbose=0, return_dict=True)
+    return {f"test_{name}": float(value) for name, value in logs.items()}
+
+
+def _latent_usage(model, context):
+    """Active units and the KL each latent dimension carries."""
+    if not hasattr(model, "kl_per_dimension"):
+        return {}
+    count, variances = active_units(model, context["test_data"])
+    kl = kl_per_dimension(model, context["test_data"])
+    return {"active_units": count, "kl_per_dimension": np.round(kl, 5).tolist()}
+
+
+#: functions ``(model, context) -> dict`` run in order; ``context`` holds ``test_data`` (a batched
+#: tf.data.Dataset of (image, label)), ``dataset`` (its name), ``data_dir`` and ``options`` (a dict
+#: of evaluation options such as ``log_likelihood_samples``).
+EVALUATORS = [_test_objective, _latent_usage]
+
+
+def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
+    """All metrics that apply to ``model`` on ``test_data``, as a JSON-ready dict."""
+    context = dict(test_data=test_data, dataset=dataset, data_dir=data_dir, options=options)
+    metrics = {}
+    for evaluator in EVALUATORS:
+        metrics.update(evaluator(model, context))
+    return metrics
