@@ -7,9 +7,11 @@ autoencoders, a keras.Model with the same user API) and trains with ``model.fit`
 from tfvae.models import likelihoods
 from tfvae.models.base import ObjectiveValue, VariationalModel
 from tfvae.models.vae import VAE, BetaVAE
+from tfvae.models.iwae import CIWAE, IWAE, MIWAE, PIWAE
 
 #: model names as the command line spells them -> classes
 REGISTRY = {"vae": VAE, "beta-vae": BetaVAE}
+REGISTRY.update({"iwae": IWAE, "miwae": MIWAE, "ciwae": CIWAE, "piwae": PIWAE})
 
 
 def get(name):
@@ -20,3 +22,4 @@ def get(name):
 
 
 __all__ = ["REGISTRY", "BetaVAE", "ObjectiveValue", "VAE", "VariationalModel", "get", "likelihoods"]
+__all__ += ["CIWAE", "IWAE", "MIWAE", "PIWAE"]
