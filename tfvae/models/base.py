@@ -278,9 +278,22 @@ class VariationalModel(keras.Model):
         return self.decode(self.encode(images))
 
     def sample(self, num_samples, seed=None):
-        """``num_samples`` mean images E[x|z] for z drawn from the prior."""
+        """``num_samples`` mean images E[x|z] for z drawn from the prior.
+
+        An integer ``seed`` makes the draw stateless: the same seed gives the same images.
+        """
         num_samples = _check_positive_int("num_samples", num_samples)
+        if isinstance(seed, (int, np.integer)):
+            seed = tf.constant([0, int(seed)], tf.int32)
         return self.decode(self.prior.sample(num_samples, seed=seed))
+
+    def serving_encode(self, images):
+        """What the exported ``serving_default`` signature returns (:mod:`tfvae.export`): a dict
+        of named ``[batch, ...]`` float32 tensors for checked images ``[batch, H, W, C]``. Here
+        the mean and standard deviation of q(z|x); a family adds its own codes by overriding
+        this one method, e.g. ``dict(super().serving_encode(images), sparse_code=...)``."""
+        q = self.posterior(images)
+        return {"code_mean": q.mean(), "code_scale": q.stddev()}
 
     def _as_images(self, images):
         images = tf.convert_to_tensor(images, tf.float32)
