@@ -8,6 +8,7 @@
 import numpy as np
 
 from tfvae.evaluation.latent import active_units, kl_per_dimension
+from tfvae.evaluation.likelihood import log_likelihood_metrics
 
 
 def _test_objective(model, context):
@@ -28,7 +29,7 @@ def _latent_usage(model, context):
 #: functions ``(model, context) -> dict`` run in order; ``context`` holds ``test_data`` (a batched
 #: tf.data.Dataset of (image, label)), ``dataset`` (its name), ``data_dir`` and ``options`` (a dict
 #: of evaluation options such as ``log_likelihood_samples``).
-EVALUATORS = [_test_objective, _latent_usage]
+EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
 
 
 def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
