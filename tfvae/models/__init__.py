@@ -8,10 +8,12 @@ from tfvae.models import likelihoods
 from tfvae.models.base import ObjectiveValue, VariationalModel
 from tfvae.models.vae import VAE, BetaVAE
 from tfvae.models.iwae import CIWAE, IWAE, MIWAE, PIWAE
+from tfvae.models.vsc import VSC
 
 #: model names as the command line spells them -> classes
 REGISTRY = {"vae": VAE, "beta-vae": BetaVAE}
 REGISTRY.update({"iwae": IWAE, "miwae": MIWAE, "ciwae": CIWAE, "piwae": PIWAE})
+REGISTRY["vsc"] = VSC
 
 
 def get(name):
@@ -23,3 +25,4 @@ def get(name):
 
 __all__ = ["REGISTRY", "BetaVAE", "ObjectiveValue", "VAE", "VariationalModel", "get", "likelihoods"]
 __all__ += ["CIWAE", "IWAE", "MIWAE", "PIWAE"]
+__all__ += ["VSC"]

@@ -1,0 +1,225 @@
+"""VSC: the objective against independent computations, sparse codes, schedules, training,
+saving and bad hyperparameters. Small networks on the 8x8 digits keep it fast."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import models
+from tfvae.distributions import SpikeAndSlab
+from tfvae.models import VSC
+
+
+def _small(latent_dim=6, **kwargs):
+    kwargs.setdefault("network_options", {"hidden_units": (32,)})
+    kwargs.setdefault("alpha", 0.2)
+    return VSC(image_shape=(8, 8, 1), latent_dim=latent_dim, **kwargs)
+
+
+def _dataset(images, batch_size=64):
+    return tf.data.Dataset.from_tensor_slices(images).batch(batch_size)
+
+
+def _encoder_outputs(model, images):
+    """μ, log σ², γ from the raw encoder output, computed here in numpy (float64)."""
+    raw = model.encoder(images).numpy().astype(np.float64)
+    mu, log_var, v = np.split(raw, 3, axis=-1)
+    return mu, log_var, np.exp(-np.maximum(-v, 0.0))
+
+
+def _paper_kl(mu, log_var, gamma, alpha):
+    """The paper's prior term per latent dimension (numpy)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.where(gamma < 1, (1 - gamma) * np.log((1 - gamma) / (1 - alpha)), 0.0)
+    return gamma * 0.5 * (mu ** 2 + np.exp(log_var) - 1 - log_var) + off + gamma * np.log(gamma / alpha)
+
+
+# ----------------------------------------------------------------------- the probabilistic model
+
+def test_prior_and_posterior_are_spike_and_slab_with_the_papers_parameters(digits):
+    images, _ = digits
+    model = _small(alpha=0.05)
+    prior = model.prior.distribution
+    assert isinstance(prior, SpikeAndSlab)
+    np.testing.assert_allclose(prior.probs_parameter(), 0.05)
+    np.testing.assert_allclose(prior.loc, np.zeros(6))
+    q = model.posterior(images[:8]).distribution
+    mu, log_var, gamma = _encoder_outputs(model, images[:8])
+    np.testing.assert_allclose(q.loc, mu, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(q.scale, np.exp(0.5 * log_var), rtol=1e-5)
+    np.testing.assert_allclose(q.probs_parameter(), gamma, rtol=1e-5)
+    assert np.all(gamma <= 1.0)
+    assert q.temperature is None  # exact outside training
+    assert model.posterior(images[:8], training=True).distribution.temperature is not None
+
+
+def test_kl_per_dimension_is_the_papers_closed_form(digits):
+    images, _ = digits
+    keras.utils.set_random_seed(1)
+    model = _small(alpha=0.1)
+    x = images[:16]
+    mu, log_var, gamma = _encoder_outputs(model, x)
+    assert np.any(gamma == 1.0) and np.any(gamma < 1.0)  # both branches of log γ = −ReLU(−v)
+    got = model.kl_per_dimension(model.posterior(x)).numpy()
+    np.testing.assert_allclose(got, _paper_kl(mu, log_var, gamma, 0.1), rtol=1e-4, atol=1e-6)
+    result = model.compute_objective(x)
+    np.testing.assert_allclose(result.metrics["kl"], got.sum(-1), rtol=1e-5)  # summed, not averaged
+    np.testing.assert_allclose(result.loss, -(result.metrics["reconstruction"] - result.metrics["kl"]),
+                               rtol=1e-5)
+    np.testing.assert_allclose(result.metrics["elbo"], -result.loss, rtol=1e-6)
+
+
+def test_elbo_with_the_closed_form_kl_agrees_with_the_mean_log_weight(digits):
+    """E_q[log p(x|z)] − KL and E_q[log p(x|z) + log p(z) − log q(z|x)] are the same number; the
+    second needs no KL formula, only the spike-and-slab log_prob convention (exact samples)."""
+    images, _ = digits
+    keras.utils.set_random_seed(2)
+    model = _small(alpha=0.3)
+    x = images[:4]
+    q = model.posterior(x)
+    n = 20_000
+    reconstruction = model.likelihood(q.sample(n, seed=(1, 2))).log_prob(x).numpy()
+    analytic = reconstruction.mean(0) - tf.reduce_sum(model.kl_per_dimension(q), -1).numpy()
+    log_weights = model.log_weights(x, num_samples=n).numpy()
+    stderr = np.hypot(log_weights.std(0), reconstruction.std(0)) / np.sqrt(n)
+    assert np.all(np.abs(analytic - log_weights.mean(0)) < 5 * stderr), (analytic, log_weights.mean(0))
+
+
+def test_training_samples_are_relaxed_and_evaluation_samples_exact(digits):
+    images, _ = digits
+    model = _small()
+    x = images[:32]
+    exact = model.posterior(x).sample(seed=(3, 4)).numpy()
+    relaxed = model.posterior(x, training=True).sample(seed=(3, 4)).numpy()
+    gamma = _encoder_outputs(model, x)[2]
+    assert np.any(exact == 0) and np.all(relaxed != 0)
+    # Same seed: the relaxed sample sits near the exact one except where the noise is within a few
+    # temperatures of the switching point; with c = 200 that is a small fraction of entries.
+    assert np.mean(np.abs(relaxed - exact) > 0.05) < 0.1
+    assert exact.shape == relaxed.shape == gamma.shape
+
+
+def test_sharpness_and_warmup_follow_the_optimizer_steps(digits):
+    images, _ = digits
+    model = _small(sharpness_start=50.0, sharpness_end=150.0, sharpness_steps=10,
+                   warmup_start=2, warmup_end=6)
+    # Not compiled: the schedules' final values.
+    assert float(model.sharpness()) == 150.0 and float(model.warmup()) == 1.0
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert float(model.sharpness()) == 50.0 and float(model.warmup()) == 0.0
+    # During the warm-up the slab is pinned to the prior: the KL is the Bernoulli part alone.
+    x = images[:8]
+    mu, log_var, gamma = _encoder_outputs(model, x)
+    q = model.posterior(x).distribution
+    np.testing.assert_allclose(q.loc, 0.0)
+    np.testing.assert_allclose(q.scale, 1.0)
+    np.testing.assert_allclose(model.kl_per_dimension(model.posterior(x)),
+                               _paper_kl(np.zeros_like(mu), np.zeros_like(log_var), gamma, 0.2),
+                               rtol=1e-4, atol=1e-6)
+    model.fit(_dataset(images[:256]), epochs=1, verbose=0)  # 4 steps
+    np.testing.assert_allclose(float(model.sharpness()), 50.0 + 100.0 * 4 / 10, rtol=1e-6)
+    np.testing.assert_allclose(float(model.warmup()), 0.5, rtol=1e-6)
+    np.testing.assert_allclose(1.0 / model.posterior(x, training=True).distribution.temperature,
+                               90.0, rtol=1e-5)
+    model.fit(_dataset(images[:256]), epochs=2, verbose=0)  # 12 steps
+    assert float(model.sharpness()) == 150.0 and float(model.warmup()) == 1.0
+
+
+# ------------------------------------------------------------------------------ sparse codes
+
+def test_encode_gives_gated_means_with_exact_zeros(digits):
+    images, _ = digits
+    keras.utils.set_random_seed(4)
+    model = _small(threshold=0.7)
+    x = images[:64]
+    mu, _, gamma = _encoder_outputs(model, x)
+    codes = model.encode(x).numpy()
+    expected = np.where(gamma >= 0.7, gamma * mu, 0.0)
+    np.testing.assert_allclose(codes, expected, rtol=1e-5, atol=1e-6)
+    assert np.any(codes == 0) and np.any(codes != 0)
+    np.testing.assert_array_equal(codes == 0, gamma < 0.7)
+    np.testing.assert_allclose(model.slab_probabilities(x), gamma, rtol=1e-5)
+    # The reported metric is the fraction of non-zero code entries.
+    nonzero = model.compute_objective(x).metrics["nonzero"].numpy()
+    np.testing.assert_allclose(nonzero, (codes != 0).mean(-1), rtol=1e-6)
+    served = model.serving_encode(tf.constant(x))
+    assert {"code_mean", "code_scale", "sparse_code", "slab_probability"} <= set(served)
+    np.testing.assert_allclose(served["sparse_code"], codes, rtol=1e-6)
+
+
+def test_sample_decodes_prior_draws(digits):
+    model = _small(alpha=0.5)
+    a, b = model.sample(5, seed=7).numpy(), model.sample(5, seed=7).numpy()
+    assert a.shape == (5, 8, 8, 1) and np.all((a >= 0) & (a <= 1))
+    np.testing.assert_array_equal(a, b)
+
+
+# ---------------------------------------------------------------------------------- training
+
+def test_training_lowers_the_loss_and_reports_the_metrics(digits):
+    images, _ = digits
+    keras.utils.set_random_seed(0)
+    model = _small(latent_dim=8, sharpness_steps=50, warmup_end=20)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    history = model.fit(_dataset(images[:1024]), validation_data=_dataset(images[1024:1280]),
+                        epochs=6, verbose=0).history
+    for name in ("loss", "elbo", "reconstruction", "kl", "nonzero", "sharpness"):
+        assert name in history and f"val_{name}" in history
+    assert history["loss"][-1] < 0.8 * history["loss"][0]
+    assert history["val_loss"][-1] < history["val_loss"][0]
+    assert all(np.isfinite(history["loss"]))
+    assert 0.0 <= history["nonzero"][-1] <= 1.0
+    assert history["sharpness"][-1] > history["sharpness"][0]
+
+
+def test_save_and_load_round_trip(digits, tmp_path):
+    images, _ = digits
+    keras.utils.set_random_seed(5)
+    model = _small(alpha=0.1, sharpness_start=40.0, sharpness_end=120.0, sharpness_steps=100,
+                   warmup_start=1, warmup_end=3, threshold=0.6)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    model.fit(_dataset(images[:256]), epochs=1, verbose=0)
+    path = tmp_path / "vsc.keras"
+    model.save(path)
+    loaded = keras.models.load_model(path)
+    assert type(loaded) is VSC
+    config = loaded.get_config()
+    for key, value in dict(alpha=0.1, sharpness_start=40.0, sharpness_end=120.0,
+                           sharpness_steps=100, warmup_start=1, warmup_end=3,
+                           threshold=0.6).items():
+        assert config[key] == value
+    x = images[:32]
+    np.testing.assert_allclose(loaded.encode(x), model.encode(x), rtol=1e-6)
+    np.testing.assert_allclose(float(loaded.sharpness()), float(model.sharpness()))
+    np.testing.assert_allclose(loaded.kl_per_dimension(loaded.posterior(x)),
+                               model.kl_per_dimension(model.posterior(x)), rtol=1e-5)
+    loaded.fit(_dataset(images[:64]), epochs=1, verbose=0)  # training resumes
+
+
+def test_registered_for_the_command_line():
+    assert models.get("vsc") is VSC
+
+
+# ------------------------------------------------------------------------------- bad input
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(alpha=0.0), "alpha"),
+    (dict(alpha=1.0), "alpha"),
+    (dict(alpha=-0.1), "alpha"),
+    (dict(alpha=float("nan")), "alpha"),
+    (dict(alpha="0.1"), "alpha"),
+    (dict(alpha=True), "alpha"),
+    (dict(sharpness_start=0.0), "sharpness_start"),
+    (dict(sharpness_end=-5.0), "sharpness_end"),
+    (dict(sharpness_end=float("inf")), "sharpness_end"),
+    (dict(sharpness_steps=0), "sharpness_steps"),
+    (dict(sharpness_steps=2.5), "sharpness_steps"),
+    (dict(warmup_start=-1, warmup_end=5), "warmup_start"),
+    (dict(warmup_start=10, warmup_end=5), "warmup_start must not exceed warmup_end"),
+    (dict(threshold=0.0), "threshold"),
+    (dict(threshold=1.5), "threshold"),
+])
+def test_bad_hyperparameters_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _small(**kwargs)
