@@ -5,6 +5,7 @@
     tfvae train --config runs/bvae/config.json --out runs/bvae-again   # reproduce a run
     tfvae evaluate runs/bvae          # recompute metrics.json
     tfvae plot runs/bvae --traversals # redraw pictures
+    tfvae export runs/bvae --out serving --name bvae   # SavedModel for TF Serving: serving/bvae/1
 
 A run directory holds ``model.keras``, ``config.json`` (everything needed to reproduce the run),
 ``metrics.json``, ``history.json``, TensorBoard logs in ``logs/`` and PNG plots. Training that is
@@ -77,6 +78,14 @@ def _parser():
     plot.add_argument("--data-dir", help="folder with the original data files")
     for name in ("reconstructions", "samples", "traversals", "kl"):
         plot.add_argument(f"--{name}", action="store_true", help=f"draw only the {name} (combinable)")
+
+    export = commands.add_parser("export", help="write a run's model as a SavedModel for TF Serving")
+    export.add_argument("run_dir", type=pathlib.Path)
+    export.add_argument("--out", type=pathlib.Path, required=True,
+                        help="model root: the SavedModel goes to OUT/NAME/VERSION")
+    export.add_argument("--name", help="model name under --out (default: the run directory's name)")
+    export.add_argument("--version", type=int, default=1, help="version number (default 1; TF Serving serves the highest)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing version")
     return parser
 
 
@@ -278,7 +287,16 @@ def _draw(model, held_out, out, kl, which, history=None):
     return drawn
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot}
+def cmd_export(args):
+    from tfvae import export
+
+    model, _ = _load_run(args.run_dir)
+    name = args.name or args.run_dir.resolve().name
+    print(export.export_saved_model(model, args.out, version=args.version, name=name, overwrite=args.overwrite))
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "export": cmd_export}
 
 
 def main(argv=None):
