@@ -96,7 +96,10 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=250,
 def _chunk_logsumexp_fn(model):
     """A compiled ``(images, count, seed) -> log Σ_k exp(w_k)`` over ``count`` fresh samples."""
 
-    @tf.function(reduce_retracing=True)
+    image_shape = tuple(getattr(model, "image_shape", (None, None, None)))
+
+    @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32),
+                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32)])
     def chunk_logsumexp(images, count, seed):
         q = model.posterior(images, training=False)
         z = q.sample(count, seed=seed)                                   # [count, batch, latent]
