@@ -2,7 +2,10 @@
 
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood
+from tfvae.evaluation.probe import linear_probe_accuracy
 from tfvae.evaluation.report import EVALUATORS, evaluate_model
+from tfvae.evaluation.sparsity import code_sparsity, encode_all, sparsity
 
 __all__ = ["EVALUATORS", "active_units", "evaluate_model", "kl_per_dimension"]
 __all__ += ["log_likelihood"]
+__all__ += ["code_sparsity", "encode_all", "linear_probe_accuracy", "sparsity"]

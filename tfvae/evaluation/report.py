@@ -9,6 +9,8 @@ import numpy as np
 
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood_metrics
+from tfvae.evaluation.probe import probe_metrics
+from tfvae.evaluation.sparsity import sparsity_metrics
 
 
 def _test_objective(model, context):
@@ -30,6 +32,7 @@ def _latent_usage(model, context):
 #: tf.data.Dataset of (image, label)), ``dataset`` (its name), ``data_dir`` and ``options`` (a dict
 #: of evaluation options such as ``log_likelihood_samples``).
 EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
+EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse-code models (VSC)
 
 
 def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
