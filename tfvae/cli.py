@@ -24,7 +24,7 @@ import time
 
 DEFAULTS = dict(
     model="vae", dataset="digits", latent_dim=10, architecture="mlp", likelihood="bernoulli",
-    observation_scale=0.1, epochs=30, batch_size=64, learning_rate=1e-3, seed=0, binarize=None,
+    observation_scale=0.1, epochs=50, batch_size=32, learning_rate=2e-3, seed=0, binarize=None,
     limit=None,
 )
 
@@ -67,11 +67,15 @@ def _parser():
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
+    train.add_argument("--log-likelihood-samples", type=int, metavar="K",
+                       help="importance samples for the test log-likelihood (default 5000; 0 skips it)")
 
     evaluate = commands.add_parser("evaluate", help="recompute a run's metrics.json")
     evaluate.add_argument("run_dir", type=pathlib.Path)
     evaluate.add_argument("--data-dir", help="folder with the original data files")
     evaluate.add_argument("--split", default=None, help="data split to evaluate on (default test)")
+    evaluate.add_argument("--log-likelihood-samples", type=int, metavar="K",
+                          help="importance samples for the test log-likelihood (default 5000; 0 skips it)")
 
     plot = commands.add_parser("plot", help="redraw a run's pictures")
     plot.add_argument("run_dir", type=pathlib.Path)
@@ -103,7 +107,8 @@ def _train_settings(args):
             raise UsageError(f"--config: {args.config} is not a tfvae config.json (no 'settings')") from None
         settings.update(saved)
     for key, value in vars(args).items():
-        if value is not None and key not in ("command", "config", "out", "overwrite", "quiet", "data_dir"):
+        if value is not None and key not in ("command", "config", "out", "overwrite", "quiet", "data_dir",
+                                             "log_likelihood_samples"):
             settings[key] = value
     return settings
 
@@ -182,6 +187,7 @@ def _default_out(settings):
 def cmd_train(args):
     settings = _train_settings(args)
     _check_settings(settings)
+    evaluation_options = _evaluation_options(args)
     out = args.out or _default_out(settings)
     if (out / "model.keras").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
@@ -203,11 +209,12 @@ def cmd_train(args):
                  keras.callbacks.TensorBoard(str(out / "logs"))]
     start = time.time()
     history = model.fit(train, validation_data=held_out, epochs=settings["epochs"], callbacks=callbacks,
-                        verbose=0 if args.quiet else "auto")
+                        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
     seconds = time.time() - start
     save_model_atomically(model, out / "model.keras")
     _atomic_write_text(out / "history.json", json.dumps(history.history, indent=2))
-    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir)
+    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir,
+                                        **evaluation_options)
     metrics["train_seconds"] = round(seconds, 2)
     _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
     _draw(model, held_out, out, metrics.get("kl_per_dimension"), which=None, history=history.history)
@@ -216,11 +223,18 @@ def cmd_train(args):
     return 0
 
 
+def _evaluation_options(args):
+    samples = args.log_likelihood_samples
+    if samples is not None and samples < 0:
+        raise UsageError(f"--log-likelihood-samples must be >= 0, got {samples}")
+    return {} if samples is None else {"log_likelihood_samples": samples}
+
+
 def _summary(out, settings, metrics):
     lines = [f"trained {settings['model']} on {settings['dataset']} "
              f"(latent {settings['latent_dim']}, {settings['epochs']} epochs, "
              f"{metrics.get('train_seconds', 0):.0f} s)"]
-    for key in ("test_elbo", "test_reconstruction", "test_kl", "active_units"):
+    for key in ("test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "active_units"):
         if key in metrics:
             value = metrics[key]
             lines.append(f"  {key:<20} {value:.3f}" if isinstance(value, float) else f"  {key:<20} {value}")
@@ -247,7 +261,8 @@ def cmd_evaluate(args):
 
     model, settings = _load_run(args.run_dir)
     _, _, held_out = _datasets(settings, args.data_dir, split=args.split)
-    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir)
+    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir,
+                                        **_evaluation_options(args))
     previous = args.run_dir / "metrics.json"
     if previous.exists():
         metrics = dict(json.loads(previous.read_text()), **metrics)

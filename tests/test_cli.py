@@ -1,0 +1,116 @@
+"""The tfvae command line end to end, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+
+from tfvae import cli
+
+FAST = ["--epochs", "2", "--latent-dim", "3", "--limit", "256", "--log-likelihood-samples", "20", "--quiet"]
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.startswith("tfvae: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "bvae"
+    assert cli.main(["train", "--model", "beta-vae", "--beta", "2", "--seed", "3", "--out", str(out)] + FAST) == 0
+    return out
+
+
+def test_train_writes_a_complete_run_directory(run_dir):
+    for name in ("model.keras", "config.json", "metrics.json", "history.json", "reconstructions.png",
+                 "samples.png", "traversals.png", "kl_per_dimension.png"):
+        assert (run_dir / name).is_file(), name
+    assert any((run_dir / "logs").rglob("events.out.tfevents*"))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    for key in ("test_elbo", "test_reconstruction", "test_kl", "active_units", "kl_per_dimension",
+                "test_log_likelihood"):
+        assert key in metrics, key
+    assert len(metrics["kl_per_dimension"]) == 3
+    np.testing.assert_allclose(metrics["test_elbo"], metrics["test_reconstruction"] - metrics["test_kl"], rtol=1e-4)
+    # the importance-sampled log-likelihood bounds the ELBO from above (up to Monte Carlo error)
+    assert metrics["test_log_likelihood"] > metrics["test_elbo"] - 0.5
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["settings"]["model"] == "beta-vae" and config["settings"]["beta"] == 2.0
+    model = keras.models.load_model(run_dir / "model.keras")
+    assert type(model).__name__ == "BetaVAE" and model.beta == 2.0 and model.latent_dim == 3
+
+
+def test_evaluate_recomputes_the_metrics(run_dir, capsys):
+    metrics_path = run_dir / "metrics.json"
+    before = json.loads(metrics_path.read_text())
+    metrics_path.write_text(json.dumps({"train_seconds": before["train_seconds"]}))
+    assert cli.main(["evaluate", str(run_dir), "--log-likelihood-samples", "0"]) == 0
+    after = json.loads(metrics_path.read_text())
+    # the test ELBO is a one-sample Monte Carlo estimate per image: equal up to that noise
+    np.testing.assert_allclose(after["test_elbo"], before["test_elbo"], atol=0.5)
+    np.testing.assert_allclose(after["test_kl"], before["test_kl"], rtol=1e-5)
+    assert after["active_units"] == before["active_units"] and "test_log_likelihood" not in after
+    assert '"test_elbo"' in capsys.readouterr().out
+
+
+def test_plot_redraws_only_what_is_asked(run_dir, capsys):
+    (run_dir / "traversals.png").unlink()
+    (run_dir / "samples.png").unlink()
+    assert cli.main(["plot", str(run_dir), "--traversals"]) == 0
+    assert (run_dir / "traversals.png").stat().st_size > 1000
+    assert not (run_dir / "samples.png").exists()
+    assert "traversals.png" in capsys.readouterr().out
+
+
+def test_config_reproduces_the_run(run_dir, tmp_path):
+    again = tmp_path / "again"
+    assert cli.main(["train", "--config", str(run_dir / "config.json"), "--out", str(again),
+                     "--log-likelihood-samples", "0", "--quiet"]) == 0
+    first = json.loads((run_dir / "config.json").read_text())
+    second = json.loads((again / "config.json").read_text())
+    assert first["settings"] == second["settings"]
+    a, b = (json.loads((d / "history.json").read_text()) for d in (run_dir, again))
+    np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-4)
+
+
+def test_a_finished_run_is_not_overwritten(run_dir, capsys):
+    stamp = (run_dir / "model.keras").stat().st_mtime
+    assert cli.main(["train", "--out", str(run_dir)] + FAST) == 2
+    assert "already holds a finished run" in _error_line(capsys)
+    assert (run_dir / "model.keras").stat().st_mtime == stamp
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["train", "--model", "gan"], "unknown model 'gan'"),
+    (["train", "--dataset", "cifar"], "unknown data set 'cifar'"),
+    (["train", "--latent-dim", "0"], "--latent-dim must be a positive integer"),
+    (["train", "--model", "beta-vae", "--beta", "-1"], "beta must be a number >= 0"),
+    (["train", "--model", "vae", "--beta", "4"], "--beta applies to"),
+    (["train", "--epochs", "-3"], "--epochs must be a positive integer"),
+    (["train", "--learning-rate", "0"], "--learning-rate must be a positive number"),
+    (["train", "--architecture", "resnet"], "unknown architecture 'resnet'"),
+    (["train", "--config", "/nonexistent/config.json"], "no such file"),
+    (["evaluate", "/nonexistent/run"], "is not a finished tfvae run"),
+    (["plot", "/nonexistent/run"], "is not a finished tfvae run"),
+])
+def test_bad_arguments_give_one_clear_line(argv, message, capsys, tmp_path):
+    if argv[0] == "train":
+        argv = argv + ["--out", str(tmp_path / "x"), "--epochs", "1", "--quiet"] \
+            if "--epochs" not in argv else argv + ["--out", str(tmp_path / "x"), "--quiet"]
+    assert cli.main(argv) == 2
+    assert message in _error_line(capsys)
+
+
+def test_the_console_script_reports_errors_without_a_traceback():
+    result = subprocess.run([sys.executable, "-m", "tfvae.cli", "train", "--latent-dim", "-2"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert "tfvae: error: --latent-dim must be a positive integer, got -2" in result.stderr
