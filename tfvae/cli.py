@@ -208,7 +208,7 @@ def cmd_train(args):
     callbacks = [keras.callbacks.BackupAndRestore(str(out / "backup")),
                  keras.callbacks.TensorBoard(str(out / "logs"))]
     start = time.time()
-    history = model.fit(train, validation_data=held_out, epochs=settings["epochs"], callbacks=callbacks,
+    history = model.fit(train, validation_data=held_out, epochs=settings["epochs"], callbacks=callbacks, shuffle=False,
                         verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
     seconds = time.time() - start
     save_model_atomically(model, out / "model.keras")
