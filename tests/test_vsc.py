@@ -223,3 +223,29 @@ def test_registered_for_the_command_line():
 def test_bad_hyperparameters_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _small(**kwargs)
+
+
+# ----------------------------------------------------------------------------- command line
+
+def test_command_line_trains_vsc_and_reports_probe_and_sparsity(tmp_path, capsys):
+    import json
+
+    from tfvae import cli
+
+    out = tmp_path / "run"
+    status = cli.main(["train", "--model", "vsc", "--alpha", "0.2", "--sharpness-steps", "100",
+                       "--latent-dim", "4", "--epochs", "1", "--limit", "128",
+                       "--log-likelihood-samples", "0", "--quiet", "--out", str(out)])
+    assert status == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["model_class"] == "VSC" and config["model_config"]["alpha"] == 0.2
+    assert config["model_config"]["sharpness_steps"] == 100
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert 0.0 <= metrics["probe_accuracy"] <= 1.0 and metrics["probe_train"] == 1500
+    assert metrics["code_zero_fraction"] + metrics["code_nonzero_fraction"] == 1.0
+    assert "test_nonzero" in metrics
+
+    assert cli.main(["train", "--model", "vsc", "--alpha", "1.5", "--out", str(tmp_path / "x")]) == 2
+    assert "alpha" in capsys.readouterr().err
+    assert cli.main(["train", "--model", "vae", "--alpha", "0.1", "--out", str(tmp_path / "y")]) == 2
+    assert "--alpha applies to vsc" in capsys.readouterr().err

@@ -34,6 +34,12 @@ MODEL_OPTIONS = {
     "capacity_max": ("capacity_max", ("beta-vae",)),
     "capacity_steps": ("capacity_steps", ("beta-vae",)),
     "gamma": ("gamma", ("beta-vae",)),
+    "alpha": ("alpha", ("vsc",)),
+    "sharpness_start": ("sharpness_start", ("vsc",)),
+    "sharpness_end": ("sharpness_end", ("vsc",)),
+    "sharpness_steps": ("sharpness_steps", ("vsc",)),
+    "warmup_start": ("warmup_start", ("vsc",)),
+    "warmup_end": ("warmup_end", ("vsc",)),
 }
 
 
@@ -64,6 +70,12 @@ def _parser():
     train.add_argument("--capacity-max", type=float, help="beta-vae: target KL C_max in nats (capacity annealing)")
     train.add_argument("--capacity-steps", type=int, help="beta-vae: steps over which C rises to C_max")
     train.add_argument("--gamma", type=float, help="beta-vae: weight of |KL - C|")
+    train.add_argument("--alpha", type=float, help="vsc: prior slab probability in (0, 1) (default 0.5)")
+    train.add_argument("--sharpness-start", type=float, help="vsc: relaxation sharpness c at step 0 (default 50)")
+    train.add_argument("--sharpness-end", type=float, help="vsc: sharpness c after --sharpness-steps (default 200)")
+    train.add_argument("--sharpness-steps", type=int, help="vsc: steps over which c rises (default 20000)")
+    train.add_argument("--warmup-start", type=int, help="vsc: spike warm-up: step where the slab starts to open")
+    train.add_argument("--warmup-end", type=int, help="vsc: spike warm-up: step where the slab is fully open (0: off)")
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -234,7 +246,8 @@ def _summary(out, settings, metrics):
     lines = [f"trained {settings['model']} on {settings['dataset']} "
              f"(latent {settings['latent_dim']}, {settings['epochs']} epochs, "
              f"{metrics.get('train_seconds', 0):.0f} s)"]
-    for key in ("test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "active_units"):
+    for key in ("test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "active_units",
+                "probe_accuracy", "code_nonzero_fraction", "code_mean_active_dims"):
         if key in metrics:
             value = metrics[key]
             lines.append(f"  {key:<20} {value:.3f}" if isinstance(value, float) else f"  {key:<20} {value}")
