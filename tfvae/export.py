@@ -281,7 +281,8 @@ def _check_shape(signature, input_name, value, expected):
     The shape is read at run time with a raw ``Shape`` op and compared as a padded vector, never
     through ``tf.rank``/``tf.size``: those fold to constants from the static input spec (at trace
     time or by Grappler), and the point is to catch inputs that do not match the spec, which
-    TF Serving and ``loaded.signatures[...]`` feed in as the client sent them.
+    TF Serving and ``loaded.signatures[...]`` feed in as the client sent them. (Messages carry
+    no quotes: the Assert op prints its strings escaped.)
     """
     expected = list(tf.TensorShape(expected).as_list())
     rank = len(expected)
@@ -297,7 +298,7 @@ def _check_shape(signature, input_name, value, expected):
     want = "a scalar" if not expected else \
         "shape [" + ", ".join("batch" if size is None else str(size) for size in expected) + "]"
     check = tf.debugging.Assert(
-        ok, [f"tfvae signature {signature!r}: input {input_name!r} must have {want}; got shape", shape],
+        ok, [f"tfvae signature {signature}: input {input_name} must have {want}; got shape", shape],
         summarize=16)
     with tf.control_dependencies([check]):
         return tf.ensure_shape(tf.identity(value), expected)
@@ -305,7 +306,7 @@ def _check_shape(signature, input_name, value, expected):
 
 def _check_finite(signature, input_name, value):
     return tf.debugging.check_numerics(
-        value, f"tfvae signature {signature!r}: input {input_name!r} must be finite (no NaN or Inf)")
+        value, f"tfvae signature {signature}: input {input_name} must be finite (no NaN or Inf)")
 
 
 def _check_pixels(signature, images):
@@ -316,7 +317,7 @@ def _check_pixels(signature, images):
     in_range = tf.logical_or(tf.equal(tf.size(images), 0),
                              tf.logical_and(low >= 0.0, high <= 1.0))
     check = tf.debugging.Assert(in_range, [
-        f"tfvae signature {signature!r}: input 'images' must hold pixel values in [0, 1] "
+        f"tfvae signature {signature}: input images must hold pixel values in [0, 1] "
         "(scale 0-255 images by 1/255); got min", low, "max", high])
     with tf.control_dependencies([check]):
         return tf.identity(images)
@@ -324,7 +325,7 @@ def _check_pixels(signature, images):
 
 def _check_at_least_one(signature, input_name, value):
     check = tf.debugging.Assert(
-        value >= 1, [f"tfvae signature {signature!r}: input {input_name!r} must be >= 1; got", value])
+        value >= 1, [f"tfvae signature {signature}: input {input_name} must be >= 1; got", value])
     with tf.control_dependencies([check]):
         return tf.identity(value)
 

@@ -1,0 +1,687 @@
+"""tfvae.export, `tfvae export` and the export/ serving kit.
+
+* The SavedModels load and run in a fresh process where tfvae, Keras and TensorFlow Probability
+  cannot be imported; every signature's outputs equal the in-memory model's (exactly for the
+  deterministic ones, with the same stateless seed for the sampled ones).
+* Inputs are checked inside the graph, per signature (shape, NaN/Inf, pixel range, counts).
+* elbo / log_likelihood are checked against closed forms on a linear-Gaussian model.
+* saved_model_cli lists and runs the signatures.
+* export/client.py builds REST and gRPC requests that the SavedModel's own signatures answer, as
+  TF Serving would (a stand-in server on localhost speaks its documented REST and gRPC APIs).
+"""
+
+import http.server
+import importlib.util
+import json
+import math
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import textwrap
+import threading
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfvae import cli, export
+from tfvae.models import IWAE, VAE, VSC, BetaVAE
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+IMAGE_SHAPE = (8, 8, 1)
+LATENT = 3
+
+
+def _load_client():
+    spec = importlib.util.spec_from_file_location("tfvae_serving_client", ROOT / "export" / "client.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+client = _load_client()
+
+
+@pytest.fixture(scope="module")
+def images():
+    from sklearn.datasets import load_digits
+
+    return (load_digits().images[:6] / 16.0).astype("float32")[..., None]
+
+
+def _tiny_models():
+    keras.utils.set_random_seed(0)
+    mlp = {"hidden_units": (16,)}
+    return {
+        "vae": VAE(IMAGE_SHAPE, LATENT, network_options=mlp),
+        "beta-vae": BetaVAE(IMAGE_SHAPE, LATENT, beta=4.0, architecture="conv", likelihood="gaussian-learned",
+                            network_options={"filters": (4,), "dense_units": 8}),
+        "vsc": VSC(IMAGE_SHAPE, LATENT, alpha=0.5, network_options=mlp),
+        "iwae": IWAE(IMAGE_SHAPE, LATENT, num_samples=3, network_options=mlp),
+    }
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    """Four tiny models (VAE, conv β-VAE with a learned Gaussian scale, VSC, IWAE), exported."""
+    root = tmp_path_factory.mktemp("serving")
+    models = _tiny_models()
+    paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
+    return models, paths
+
+
+# --------------------------------------------------------------------------- layout and API
+
+def test_layout_versions_and_metadata(tmp_path, exported):
+    models, paths = exported
+    assert pathlib.Path(paths["vae"]).parts[-2:] == ("vae", "1")
+    model = models["vae"]
+    # without a name, path is the model's base path
+    written = export.export_saved_model(model, tmp_path / "base", version=3)
+    assert pathlib.Path(written) == tmp_path / "base" / "3"
+    assert (tmp_path / "base" / "3" / "saved_model.pb").is_file()
+    assert os.listdir(tmp_path / "base") == ["3"]  # no staging folder left behind
+    with pytest.raises(ValueError, match="already exists"):
+        export.export_saved_model(model, tmp_path / "base", version=3)
+    stamp = (tmp_path / "base" / "3" / "saved_model.pb").stat().st_mtime_ns
+    export.export_saved_model(model, tmp_path / "base", version=3, overwrite=True)
+    assert (tmp_path / "base" / "3" / "saved_model.pb").stat().st_mtime_ns != stamp
+    for bad in (0, -1, 1.5, True, "2"):
+        with pytest.raises(ValueError, match="version must be a positive integer"):
+            export.export_saved_model(model, tmp_path, version=bad)
+    for bad in ("", "../up", "a/b", ".hidden", "sp ace"):
+        with pytest.raises(ValueError, match="name must be"):
+            export.export_saved_model(model, tmp_path, name=bad)
+
+    metadata = json.loads((pathlib.Path(paths["vsc"]) / "assets.extra" / export.METADATA_FILE).read_text())
+    assert metadata["model_class"] == "VSC" and metadata["image_shape"] == [8, 8, 1]
+    assert metadata["latent_dim"] == LATENT and metadata["out_of_range_pixels"] == "rejected"
+    assert sorted(metadata["signatures"]) == sorted(export.SIGNATURE_NAMES)
+    assert metadata["signatures"]["elbo"] == {
+        "images": {"dtype": "float32", "shape": [-1, 8, 8, 1]},
+        "num_samples": {"dtype": "int32", "shape": []}, "seed": {"dtype": "int32", "shape": []}}
+
+
+def test_non_exportable_model_is_refused(tmp_path):
+    class NotAModel:
+        image_shape, latent_dim = IMAGE_SHAPE, LATENT
+
+    with pytest.raises(ValueError, match="needs serving_encode, decode, reconstruct, prior"):
+        export.export_saved_model(NotAModel(), tmp_path)
+
+
+def test_signature_set_follows_the_model():
+    model = _tiny_models()["vae"]
+    assert tuple(export.serving_functions(model)) == export.SIGNATURE_NAMES
+
+    class Deterministic:  # an autoencoder without q(z|x), p(x|z): no elbo / log_likelihood
+        image_shape, latent_dim, prior = IMAGE_SHAPE, LATENT, model.prior
+        serving_encode, decode, reconstruct = model.serving_encode, model.decode, model.reconstruct
+
+    assert tuple(export.serving_functions(Deterministic())) == export.SIGNATURE_NAMES[:4]
+
+
+# ------------------------------------------------------- the SavedModel with TensorFlow alone
+
+_TF_ONLY_SCRIPT = textwrap.dedent(r'''
+    import importlib.abc, importlib.machinery, json, sys
+
+    BLOCKED = ("tfvae", "tensorflow_probability", "keras", "tf_keras")
+
+    class Refuse(importlib.abc.Loader):
+        def create_module(self, spec):
+            raise ImportError(f"{spec.name} is blocked in this process")
+
+        def exec_module(self, module):
+            pass
+
+    class Block(importlib.abc.MetaPathFinder):
+        # A spec without an origin, whose loading fails: `import keras` raises ImportError, and
+        # TensorFlow's own probe (importlib.util.find_spec) sees no installed keras.
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] in BLOCKED:
+                return importlib.machinery.ModuleSpec(name, Refuse())
+            return None
+
+    sys.meta_path.insert(0, Block())
+    import numpy as np
+    import tensorflow as tf
+
+    plan = json.load(open(sys.argv[1]))
+    arrays = np.load(plan["arrays"])
+    results, errors = {}, {}
+    loaded = {name: tf.saved_model.load(path) for name, path in plan["models"].items()}
+    signatures = {name: sorted(model.signatures) for name, model in loaded.items()}
+    for call in plan["calls"]:
+        function = loaded[call["model"]].signatures[call["signature"]]
+        inputs = {key: tf.constant(arrays[value]) for key, value in call["inputs"].items()}
+        try:
+            outputs = function(**inputs)
+        except tf.errors.InvalidArgumentError as error:
+            errors[call["id"]] = error.message
+            continue
+        for key, value in outputs.items():
+            results[call["id"] + "/" + key] = value.numpy()
+
+    # The way tensorflow_model_server runs a signature: a session over the MetaGraph, fed and
+    # fetched by the signature's tensor names (so the checks live in the graph, not in Python).
+    with tf.Graph().as_default(), tf.compat.v1.Session() as session:
+        meta_graph = tf.compat.v1.saved_model.loader.load(session, ["serve"], plan["models"]["vae"])
+        signature = meta_graph.signature_def["serving_default"]
+        feed = {signature.inputs["images"].name: arrays["images"]}
+        fetch = signature.outputs["code_mean"].name
+        results["session/code_mean"] = session.run(fetch, feed)
+        for case in ("nan", "above"):
+            try:
+                session.run(fetch, {signature.inputs["images"].name: arrays["images_" + case]})
+                errors["session/" + case] = "NO ERROR"
+            except tf.errors.InvalidArgumentError as error:
+                errors["session/" + case] = error.message
+
+    leaked = sorted(m for m in sys.modules if m.split(".")[0] in BLOCKED)
+    try:
+        import keras  # noqa: F401
+        blocked = False
+    except ImportError:
+        blocked = True
+    np.savez(plan["results"], **results)
+    json.dump({"errors": errors, "signatures": signatures, "leaked": leaked, "blocked": blocked},
+              open(plan["report"], "w"))
+''')
+
+# (id, signature, {input: array name}, substrings every error message must contain)
+_BAD_IMAGES = {
+    "feature size": ("images_7x7", ["must have shape [batch, 8, 8, 1]", "[2 7 7 1]"]),
+    "rank": ("images_flat", ["must have shape [batch, 8, 8, 1]", "[2 64]"]),
+    "rank 5": ("images_rank5", ["must have shape [batch, 8, 8, 1]", "[1 2 8 8 1]"]),
+    "nan": ("images_nan", ["input images must be finite", "NaN"]),
+    "inf": ("images_inf", ["input images must be finite", "Inf"]),
+    "above 1": ("images_above", ["pixel values in [0, 1]", "max] [255"]),
+    "below 0": ("images_below", ["pixel values in [0, 1]", "min] [-0.5"]),
+}
+
+
+def _error_cases():
+    cases = []
+    for signature in ("serving_default", "reconstruct", "elbo", "log_likelihood"):
+        extra = {"num_samples": "k4", "seed": "seed7"} if signature in ("elbo", "log_likelihood") else {}
+        for what, (array, expected) in _BAD_IMAGES.items():
+            cases.append((f"{signature}: {what}", signature, dict(extra, images=array),
+                          [f"tfvae signature {signature}: input images"] + expected))
+    for signature in ("elbo", "log_likelihood"):
+        cases.append((f"{signature}: num_samples 0", signature,
+                      {"images": "images", "num_samples": "zero", "seed": "seed7"},
+                      ["input num_samples must be >= 1", "[0]"]))
+    cases += [
+        ("decode: size", "decode", {"codes": "codes_4"}, ["signature decode: input codes must have shape [batch, 3]", "[2 4]"]),
+        ("decode: rank", "decode", {"codes": "codes_rank3"}, ["input codes must have shape [batch, 3]", "[2 3 1]"]),
+        ("decode: nan", "decode", {"codes": "codes_nan"}, ["signature decode: input codes must be finite"]),
+        ("sample: count 0", "sample", {"count": "zero", "seed": "seed7"}, ["signature sample: input count must be >= 1", "[0]"]),
+        ("sample: count -3", "sample", {"count": "minus3", "seed": "seed7"}, ["input count must be >= 1", "[-3]"]),
+    ]
+    return cases
+
+
+# Non-scalar scalars: TensorFlow's eager call specialises the graph on the int32 input's actual
+# shape, so the error may come from the in-graph EnsureShape instead of the Assert; both name
+# the input and the expected (scalar) shape.
+_SCALAR_SHAPE = re.compile(r"input (count|seed) must be a scalar; got shape\] \[2\]|"
+                           r"Shape of tensor (count|seed) \[2\] is not compatible with expected shape \[\]")
+
+
+def _arrays(images):
+    rng = np.random.default_rng(0)
+    x = images[:4]
+    nan, inf = x[:2].copy(), x[:2].copy()
+    nan[0, 3, 3, 0], inf[1, 0, 0, 0] = np.nan, np.inf
+    return {
+        "images": x, "images_7x7": x[:2, :7, :7], "images_flat": x[:2].reshape(2, 64),
+        "images_rank5": x[None, :2], "images_nan": nan, "images_inf": inf,
+        "images_above": x[:2] * 255.0, "images_below": x[:2] - 0.5,
+        "codes": rng.normal(size=(5, LATENT)).astype("float32"),
+        "codes_4": np.zeros((2, 4), "float32"), "codes_rank3": np.zeros((2, LATENT, 1), "float32"),
+        "codes_nan": np.full((2, LATENT), np.nan, "float32"),
+        "count5": np.int32(5), "seed7": np.int32(7), "seed8": np.int32(8), "k4": np.int32(4),
+        "k9": np.int32(9), "zero": np.int32(0), "minus3": np.int32(-3), "pair": np.array([2, 3], np.int32),
+    }
+
+
+def test_every_signature_runs_with_tensorflow_alone(tmp_path, exported, images):
+    models, paths = exported
+    arrays = _arrays(images)
+    np.savez(tmp_path / "arrays.npz", **arrays)
+    calls = []
+    for name in models:
+        calls += [
+            dict(id=f"{name}/encode", model=name, signature="serving_default", inputs={"images": "images"}),
+            dict(id=f"{name}/decode", model=name, signature="decode", inputs={"codes": "codes"}),
+            dict(id=f"{name}/reconstruct", model=name, signature="reconstruct", inputs={"images": "images"}),
+            dict(id=f"{name}/sample7", model=name, signature="sample", inputs={"count": "count5", "seed": "seed7"}),
+            dict(id=f"{name}/sample7again", model=name, signature="sample",
+                 inputs={"count": "count5", "seed": "seed7"}),
+            dict(id=f"{name}/sample8", model=name, signature="sample", inputs={"count": "count5", "seed": "seed8"}),
+            dict(id=f"{name}/elbo", model=name, signature="elbo",
+                 inputs={"images": "images", "num_samples": "k9", "seed": "seed7"}),
+            dict(id=f"{name}/log_likelihood", model=name, signature="log_likelihood",
+                 inputs={"images": "images", "num_samples": "k9", "seed": "seed7"}),
+        ]
+    cases = _error_cases()
+    calls += [dict(id=case_id, model="vae", signature=signature, inputs=inputs)
+              for case_id, signature, inputs, _ in cases]
+    calls += [dict(id=f"sample: {which} not scalar", model="vae", signature="sample",
+                   inputs={"count": "pair" if which == "count" else "count5",
+                           "seed": "pair" if which == "seed" else "seed7"}) for which in ("count", "seed")]
+    plan = dict(models=paths, arrays=str(tmp_path / "arrays.npz"), calls=calls,
+                results=str(tmp_path / "results.npz"), report=str(tmp_path / "report.json"))
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    (tmp_path / "tf_only.py").write_text(_TF_ONLY_SCRIPT)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, str(tmp_path / "tf_only.py"), str(tmp_path / "plan.json")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
+    results = np.load(tmp_path / "results.npz")
+    assert report["blocked"] and report["leaked"] == []
+    assert report["signatures"] == {name: sorted(export.SIGNATURE_NAMES) for name in models}
+
+    x = arrays["images"]
+    for name, model in models.items():
+        # deterministic signatures: the in-memory model's public API, to float precision
+        encoded = {key: value.numpy() for key, value in model.serving_encode(tf.constant(x)).items()}
+        got = {key.split("/")[-1]: results[key] for key in results.files if key.startswith(f"{name}/encode/")}
+        assert sorted(got) == sorted(encoded)
+        for key in encoded:
+            np.testing.assert_allclose(got[key], encoded[key], rtol=1e-5, atol=1e-6, err_msg=f"{name} {key}")
+        code = "sparse_code" if name == "vsc" else "code_mean"
+        np.testing.assert_allclose(got[code], model.encode(x).numpy(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(results[f"{name}/decode/images"], model.decode(arrays["codes"]).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(results[f"{name}/reconstruct/images"], model.reconstruct(x).numpy(),
+                                   rtol=1e-5, atol=1e-6)
+        # sample: stateless, and exactly model.sample with the same integer seed
+        sample = results[f"{name}/sample7/images"]
+        assert sample.shape == (5,) + IMAGE_SHAPE
+        np.testing.assert_array_equal(sample, results[f"{name}/sample7again/images"])
+        np.testing.assert_allclose(sample, model.sample(5, seed=7).numpy(), rtol=1e-5, atol=1e-6)
+        assert np.abs(sample - results[f"{name}/sample8/images"]).max() > 1e-3
+        # elbo / log_likelihood: the same computation in memory with the same seed
+        functions = export.serving_functions(model)
+        for signature in ("elbo", "log_likelihood"):
+            expected = tf.function(functions[signature].function)(tf.constant(x), tf.constant(9), tf.constant(7))
+            np.testing.assert_allclose(results[f"{name}/{signature}/{signature}"], expected[signature].numpy(),
+                                       rtol=1e-5, atol=1e-4, err_msg=f"{name} {signature}")
+        assert np.all(results[f"{name}/elbo/elbo"] <= results[f"{name}/log_likelihood/log_likelihood"] + 1e-4)
+    code_scale = np.exp(0.5 * np.split(models["vae"].encoder(x).numpy(), 2, axis=-1)[1])
+    np.testing.assert_allclose(results["vae/encode/code_scale"], code_scale, rtol=1e-5)
+    np.testing.assert_allclose(results["session/code_mean"], results["vae/encode/code_mean"], rtol=1e-5, atol=1e-6)
+
+    errors = report["errors"]
+    for case_id, signature, _, expected in cases:
+        assert case_id in errors, f"{case_id}: no error raised"
+        for text in expected:
+            assert text in errors[case_id], f"{case_id}: {text!r} not in {errors[case_id]!r}"
+    for which in ("count", "seed"):
+        assert _SCALAR_SHAPE.search(errors[f"sample: {which} not scalar"]), errors[f"sample: {which} not scalar"]
+    assert "signature serving_default: input images must be finite" in errors["session/nan"]
+    assert "pixel values in [0, 1]" in errors["session/above"]
+
+
+def test_saved_model_cli_show_and_run(tmp_path, exported, images):
+    models, paths = exported
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    show = subprocess.run(["saved_model_cli", "show", "--dir", paths["vae"], "--all"],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert show.returncode == 0, show.stderr[-2000:]
+    blocks = dict(chunk.split("']", 1) for chunk in show.stdout.split("signature_def['")[1:])
+    assert set(export.SIGNATURE_NAMES) <= set(blocks)
+    assert re.search(r"inputs\['images'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 8, 8, 1\)",
+                     blocks["serving_default"])
+    for output in ("code_mean", "code_scale"):
+        assert re.search(rf"outputs\['{output}'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 3\)",
+                         blocks["serving_default"])
+    assert re.search(r"inputs\['codes'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1, 3\)", blocks["decode"])
+    for name in ("count", "seed"):
+        assert re.search(rf"inputs\['{name}'\] tensor_info:\s+dtype: DT_INT32", blocks["sample"])
+    for signature in ("elbo", "log_likelihood"):
+        assert re.search(rf"outputs\['{signature}'\] tensor_info:\s+dtype: DT_FLOAT\s+shape: \(-1\)",
+                         blocks[signature])
+
+    np.save(tmp_path / "x.npy", images[:3])
+    run = subprocess.run(["saved_model_cli", "run", "--dir", paths["vae"], "--tag_set", "serve",
+                          "--signature_def", "reconstruct", "--inputs", f"images={tmp_path / 'x.npy'}",
+                          "--outdir", str(tmp_path / "out")], capture_output=True, text=True, env=env, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    np.testing.assert_allclose(np.load(tmp_path / "out" / "images.npy"),
+                               models["vae"].reconstruct(images[:3]).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------- elbo and log_likelihood against closed forms
+
+def _linear_gaussian(exact, sigma=0.3):
+    """A VAE whose log p(x) is known: z ~ N(0, I), x | z ~ N(Wz + b, σ²I) with orthogonal columns
+    in W, so that the exact posterior N(A(x − b), Σ) has a diagonal Σ = (I + WᵀW/σ²)⁻¹ and the
+    encoder (one linear layer) can represent it; ``exact=False`` perturbs it."""
+    dim = math.prod(IMAGE_SHAPE)
+    rng = np.random.default_rng(1)
+    basis, _ = np.linalg.qr(rng.normal(size=(dim, LATENT)))
+    weights = basis * np.array([2.0, 1.0, 0.5])
+    bias = rng.uniform(0.2, 0.8, size=dim)
+    post_var = 1.0 / (1.0 + (weights ** 2).sum(0) / sigma ** 2)
+    gain = post_var[:, None] * weights.T / sigma ** 2             # μ = gain (x − b)
+    if not exact:
+        gain = gain * 0.6 + 0.02 * rng.normal(size=gain.shape)
+        post_var = post_var * 2.5
+    offset = -gain @ bias
+
+    encoder = keras.Sequential([keras.Input(IMAGE_SHAPE), keras.layers.Flatten(), keras.layers.Dense(2 * LATENT)])
+    encoder.layers[-1].set_weights([np.concatenate([gain.T, np.zeros((dim, LATENT))], 1).astype("float32"),
+                                    np.concatenate([offset, np.log(post_var)]).astype("float32")])
+    decoder = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(dim), keras.layers.Reshape(IMAGE_SHAPE)])
+    decoder.layers[0].set_weights([weights.T.astype("float32"), bias.astype("float32")])
+    model = VAE(IMAGE_SHAPE, LATENT, likelihood="gaussian", observation_scale=sigma, encoder=encoder,
+                decoder=decoder)
+    return model, dict(W=weights, b=bias, A=gain, c=offset, s2=post_var, sigma=sigma)
+
+
+def _closed_forms(x, p):
+    """log p(x) and the ELBO of the linear-Gaussian model, per example, in float64."""
+    x = x.reshape(len(x), -1).astype(np.float64)
+    dim = x.shape[1]
+    cov = p["W"] @ p["W"].T + p["sigma"] ** 2 * np.eye(dim)
+    _, logdet = np.linalg.slogdet(cov)
+    centred = x - p["b"]
+    log_px = -0.5 * (dim * np.log(2 * np.pi) + logdet + np.einsum("ni,ni->n", centred, np.linalg.solve(cov, centred.T).T))
+    mu = x @ p["A"].T + p["c"]
+    residual = x - mu @ p["W"].T - p["b"]
+    expected_log_lik = (-0.5 * dim * np.log(2 * np.pi * p["sigma"] ** 2)
+                        - ((residual ** 2).sum(1) + (p["s2"] * (p["W"] ** 2).sum(0)).sum()) / (2 * p["sigma"] ** 2))
+    kl = 0.5 * (p["s2"] + mu ** 2 - 1.0 - np.log(p["s2"])).sum(1)
+    return log_px, expected_log_lik - kl, mu
+
+
+def _statistics(model, x, num_samples, seed):
+    functions = export.serving_functions(model)
+    out = []
+    for name in ("elbo", "log_likelihood"):
+        result = tf.function(functions[name].function)(tf.constant(x), tf.constant(num_samples), tf.constant(seed))
+        out.append(result[name].numpy().astype(np.float64))
+    return out
+
+
+def test_exact_posterior_gives_log_px_for_any_k_and_chunking(monkeypatch, images):
+    """With q(z|x) = p(z|x) every log-weight equals log p(x), so both estimates must equal the
+    closed form exactly, whatever K and however the K samples are split into chunks."""
+    model, params = _linear_gaussian(exact=True)
+    x = images[:3]
+    log_px, elbo_closed, _ = _closed_forms(x, params)
+    np.testing.assert_allclose(elbo_closed, log_px, rtol=1e-9)  # the closed forms agree too
+    monkeypatch.setattr(export, "CODES_PER_CHUNK", 7)             # batch 3: chunks of 2, 2, 1 for K = 5
+    for k in (1, 5):
+        elbo, log_likelihood = _statistics(model, x, k, seed=3)
+        np.testing.assert_allclose(elbo, log_px, atol=2e-3)
+        np.testing.assert_allclose(log_likelihood, log_px, atol=2e-3)
+
+
+def test_estimates_match_closed_forms_with_an_approximate_posterior(images):
+    model, params = _linear_gaussian(exact=False)
+    x = images[:3]
+    log_px, elbo_closed, mu = _closed_forms(x, params)
+    assert np.all(log_px - elbo_closed > 1.0)  # a real gap, so the checks below can tell them apart
+    # standard deviation of one log-weight, by an independent numpy Monte Carlo
+    rng = np.random.default_rng(2)
+    z = mu + np.sqrt(params["s2"]) * rng.normal(size=(20000,) + mu.shape)
+    flat = x.reshape(len(x), -1)
+    log_lik = (-0.5 * flat.shape[1] * np.log(2 * np.pi * params["sigma"] ** 2)
+               - ((flat - z @ params["W"].T - params["b"]) ** 2).sum(-1) / (2 * params["sigma"] ** 2))
+    log_prior = -0.5 * (z ** 2 + np.log(2 * np.pi)).sum(-1)
+    log_q = -0.5 * ((z - mu) ** 2 / params["s2"] + np.log(2 * np.pi * params["s2"])).sum(-1)
+    weights = log_lik + log_prior - log_q
+    np.testing.assert_allclose(weights.mean(0), elbo_closed, atol=5 * weights.std(0).max() / math.sqrt(20000))
+
+    k = 4000
+    elbo, log_likelihood = _statistics(model, x, k, seed=11)
+    np.testing.assert_allclose(elbo, elbo_closed, atol=5 * weights.std(0).max() / math.sqrt(k))
+    # the IWAE bound with large K: above the ELBO, close to log p(x), at most noise above it
+    assert np.all(log_likelihood > elbo_closed + 0.5 * (log_px - elbo_closed))
+    assert np.all(log_likelihood < log_px + 0.05)
+    # stateless seeds: reproducible, and another seed gives another estimate
+    again = _statistics(model, x, k, seed=11)
+    np.testing.assert_array_equal(again[1], log_likelihood)
+    assert np.abs(_statistics(model, x, k, seed=12)[1] - log_likelihood).max() > 0
+
+
+# ------------------------------------------------------------------------------- the CLI
+
+def test_cli_export(tmp_path, capsys):
+    model = _tiny_models()["vae"]
+    run = tmp_path / "vae-digits"
+    run.mkdir()
+    model.save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"settings": {"model": "vae", "dataset": "digits"}}))
+    out = tmp_path / "serving"
+    assert cli.main(["export", str(run), "--out", str(out), "--name", "digits", "--version", "4"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "digits" / "4")
+    assert sorted(os.listdir(out / "digits" / "4")) == ["assets", "assets.extra", "fingerprint.pb",
+                                                        "saved_model.pb", "variables"]
+    # the default name is the run directory's, and versions are not overwritten
+    (out / "vae-digits" / "1").mkdir(parents=True)
+    assert cli.main(["export", str(run), "--out", str(out)]) == 2
+    assert f"{out / 'vae-digits' / '1'} already exists" in capsys.readouterr().err
+    assert cli.main(["export", str(tmp_path / "missing"), "--out", str(out)]) == 2
+    assert "not a finished tfvae run" in capsys.readouterr().err
+    loaded = tf.saved_model.load(str(out / "digits" / "4"))
+    x = tf.random.stateless_uniform([2] + list(IMAGE_SHAPE), seed=[1, 2])
+    np.testing.assert_allclose(loaded.signatures["serving_default"](images=x)["code_mean"].numpy(),
+                               model.encode(x).numpy(), rtol=1e-5, atol=1e-6)
+
+
+# ---------------------------------------------------------------- export/ client and kit
+
+class _StandInServer:
+    """Answers predict requests with a loaded SavedModel the way tensorflow_model_server does
+    (its REST API document: row and columnar forms, lone outputs unnamed, errors as
+    ``{"error": ...}``; its gRPC Predict: TensorProtos in and out)."""
+
+    def __init__(self, models):
+        self.models = {name: tf.saved_model.load(path) for name, path in models.items()}
+        self.requests = []
+
+    def _call(self, name, signature, inputs):
+        function = self.models[name].signatures[signature]
+        specs = function.structured_input_signature[1]
+        if set(inputs) != set(specs):
+            raise ValueError(f"signature {signature!r} takes inputs {sorted(specs)}, got {sorted(inputs)}")
+        tensors = {key: tf.constant(np.asarray(value), dtype=specs[key].dtype) for key, value in inputs.items()}
+        return {key: value.numpy() for key, value in function(**tensors).items()}
+
+    def rest(self, path, body):
+        self.requests.append(body)
+        match = re.fullmatch(r"/v1/models/([\w.-]+)(?:/versions/(\d+))?:predict", path)
+        signature = body.get("signature_name", "serving_default")
+        specs = self.models[match.group(1)].signatures[signature].structured_input_signature[1]
+        row = "instances" in body
+        if row:
+            instances = body["instances"]
+            if all(isinstance(item, dict) for item in instances):
+                inputs = {key: [item[key] for item in instances] for key in instances[0]}
+            else:
+                inputs = {next(iter(specs)): instances}
+        else:
+            inputs = body["inputs"] if isinstance(body["inputs"], dict) else {next(iter(specs)): body["inputs"]}
+        outputs = self._call(match.group(1), signature, inputs)
+        if not row:
+            return {"outputs": next(iter(outputs.values())).tolist() if len(outputs) == 1
+                    else {key: value.tolist() for key, value in outputs.items()}}
+        if len(outputs) == 1:
+            return {"predictions": next(iter(outputs.values())).tolist()}
+        count = len(next(iter(outputs.values())))
+        return {"predictions": [{key: value[i].tolist() for key, value in outputs.items()} for i in range(count)]}
+
+    def grpc_predict(self, request):
+        from tensorflow_serving.apis import predict_pb2
+
+        self.requests.append(request)
+        inputs = {key: tf.make_ndarray(proto) for key, proto in request.inputs.items()}
+        outputs = self._call(request.model_spec.name, request.model_spec.signature_name or "serving_default", inputs)
+        response = predict_pb2.PredictResponse()
+        response.model_spec.CopyFrom(request.model_spec)
+        for key, value in outputs.items():
+            response.outputs[key].CopyFrom(tf.make_tensor_proto(value))
+        return response
+
+
+@pytest.fixture(scope="module")
+def stand_in(exported):
+    return _StandInServer({"vae": exported[1]["vae"], "vsc": exported[1]["vsc"]})
+
+
+@pytest.fixture(scope="module")
+def rest_server(stand_in):
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            try:
+                status, answer = 200, stand_in.rest(self.path, body)
+            except (tf.errors.InvalidArgumentError, ValueError, TypeError) as error:
+                status, answer = 400, {"error": getattr(error, "message", str(error))}
+            data = json.dumps(answer).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_rest_request_bodies(images):
+    x = images[:2].astype(np.float64)
+    body = client.rest_request({"images": x}, "reconstruct", form="instances")
+    assert body["signature_name"] == "reconstruct"
+    assert np.asarray(body["instances"]).shape == (2, 8, 8, 1)  # lone input: values, not objects
+    np.testing.assert_array_equal(np.asarray(body["instances"], np.float32), x.astype(np.float32))
+    body = client.rest_request({"images": x, "extra": x[:, 0, 0, 0]}, "s", form="instances")
+    assert [sorted(item) for item in body["instances"]] == [["extra", "images"]] * 2
+    assert np.asarray(body["instances"][1]["images"]).shape == (8, 8, 1)
+    body = client.rest_request({"count": np.int64(4), "seed": 0}, "sample", form="inputs")
+    assert body == {"signature_name": "sample", "inputs": {"count": 4, "seed": 0}}
+    assert json.loads(json.dumps(body)) == body
+    with pytest.raises(ValueError, match="'instances' form needs every input to share the batch axis"):
+        client.rest_request({"count": 4, "seed": 0}, "sample", form="instances")
+    with pytest.raises(ValueError, match="form must be"):
+        client.rest_request({"images": x}, form="rows")
+    with pytest.raises(ValueError, match="non-empty dict"):
+        client.rest_request(x)
+    assert client.rest_url("http://h:8501/", "vae") == "http://h:8501/v1/models/vae:predict"
+    assert client.rest_url("http://h:8501", "vae", 3) == "http://h:8501/v1/models/vae/versions/3:predict"
+
+
+def test_rest_responses_are_parsed():
+    rows = {"predictions": [{"code_mean": [1, 2], "code_scale": [3, 4]}, {"code_mean": [5, 6], "code_scale": [7, 8]}]}
+    parsed = client.parse_rest_response(json.dumps(rows))
+    np.testing.assert_array_equal(parsed["code_mean"], [[1, 2], [5, 6]])
+    assert parsed["code_scale"].dtype == np.float32
+    assert list(client.parse_rest_response({"predictions": [1.0, 2.0]}, "elbo")) == ["elbo"]
+    assert list(client.parse_rest_response({"outputs": [[0.5]]}, "decode")) == ["images"]
+    assert list(client.parse_rest_response({"outputs": [0.5]}, "custom")) == [client.DEFAULT_OUTPUT_NAME]
+    with pytest.raises(client.ServingError, match="bad input"):
+        client.parse_rest_response({"error": "bad input"})
+
+
+def test_rest_round_trip_equals_the_signatures(rest_server, stand_in, images):
+    x = images[:3]
+    served = stand_in.models
+    cases = [
+        ("vae", "serving_default", {"images": x}, "instances"),
+        ("vae", "serving_default", {"images": x}, "inputs"),
+        ("vsc", "serving_default", {"images": x}, "instances"),
+        ("vae", "decode", {"codes": np.linspace(-1, 1, 6).reshape(2, 3)}, "instances"),
+        ("vae", "reconstruct", {"images": x}, "inputs"),
+        ("vae", "sample", {"count": 4, "seed": 5}, "inputs"),
+        ("vae", "elbo", {"images": x, "num_samples": 8, "seed": 1}, "inputs"),
+        ("vsc", "log_likelihood", {"images": x, "num_samples": 8, "seed": 1}, "inputs"),
+    ]
+    for model, signature, inputs, form in cases:
+        got = client.predict_rest(rest_server, model, inputs, signature=signature, form=form, version=1)
+        function = served[model].signatures[signature]
+        specs = function.structured_input_signature[1]
+        expected = function(**{k: tf.constant(np.asarray(v), dtype=specs[k].dtype) for k, v in inputs.items()})
+        assert sorted(got) == sorted(expected), (model, signature, form)
+        for key, value in expected.items():
+            np.testing.assert_allclose(got[key], value.numpy(), rtol=1e-6, atol=1e-6, err_msg=f"{signature} {form}")
+    with pytest.raises(client.ServingError, match=r"(?s)HTTP 400: .*input images must be finite"):
+        client.predict_rest(rest_server, "vae", {"images": np.full((1, 8, 8, 1), np.nan)})
+    with pytest.raises(client.ServingError, match=r"pixel values in \[0, 1\]"):
+        client.predict_rest(rest_server, "vae", {"images": x * 255}, form="instances")
+
+
+def test_grpc_request_and_round_trip(stand_in, images):
+    grpc = pytest.importorskip("grpc")
+    pytest.importorskip("tensorflow_serving.apis.prediction_service_pb2_grpc")
+    from concurrent import futures
+
+    from tensorflow_serving.apis import prediction_service_pb2_grpc
+
+    x = images[:2]
+    request = client.grpc_request("vae", {"images": x.astype(np.float64), "seed": 3, "num_samples": 8},
+                                  signature="log_likelihood", version=2)
+    assert request.model_spec.name == "vae" and request.model_spec.signature_name == "log_likelihood"
+    assert request.model_spec.version.value == 2
+    assert request.inputs["images"].dtype == tf.float32.as_datatype_enum
+    assert [d.size for d in request.inputs["images"].tensor_shape.dim] == [2, 8, 8, 1]
+    assert request.inputs["seed"].dtype == tf.int32.as_datatype_enum
+    assert request.inputs["seed"].tensor_shape.dim == [] and tf.make_ndarray(request.inputs["num_samples"]) == 8
+
+    class Servicer(prediction_service_pb2_grpc.PredictionServiceServicer):
+        def Predict(self, request, context):
+            try:
+                return stand_in.grpc_predict(request)
+            except tf.errors.InvalidArgumentError as error:
+                context.abort(grpc.StatusCode.INVALID_ARGUMENT, error.message)
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(Servicer(), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        target = f"127.0.0.1:{port}"
+        for model, signature, inputs in [("vsc", "serving_default", {"images": x}),
+                                         ("vae", "sample", {"count": 3, "seed": 9}),
+                                         ("vae", "log_likelihood", {"images": x, "num_samples": 8, "seed": 3})]:
+            got = client.predict_grpc(target, model, inputs, signature=signature)
+            function = stand_in.models[model].signatures[signature]
+            specs = function.structured_input_signature[1]
+            expected = function(**{k: tf.constant(np.asarray(v), dtype=specs[k].dtype) for k, v in inputs.items()})
+            assert sorted(got) == sorted(expected)
+            for key, value in expected.items():
+                np.testing.assert_array_equal(got[key], value.numpy())
+        with pytest.raises(client.ServingError, match=r"(?s)INVALID_ARGUMENT: .*input count must be >= 1"):
+            client.predict_grpc(target, "vae", {"count": 0, "seed": 1}, signature="sample")
+    finally:
+        server.stop(0)
+
+
+def test_models_config_lists_several_tfvae_models():
+    text_format = pytest.importorskip("google.protobuf.text_format")
+    config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2")
+    # parsed the way tensorflow_model_server parses --model_config_file
+    config = text_format.Parse((ROOT / "export" / "models.config").read_text(), config_pb2.ModelServerConfig())
+    models = config.model_config_list.config
+    assert len(models) >= 3 and len({m.name for m in models}) == len(models)
+    for m in models:
+        assert m.model_platform == "tensorflow" and m.base_path == f"/models/{m.name}"
+    readme = (ROOT / "export" / "README.md").read_text()
+    assert "--model_config_file=/config/models.config" in readme
+    assert '-v "$PWD/export/models.config:/config/models.config:ro"' in readme
+    assert '-v "$PWD/serving:/models"' in readme and "tfvae export runs/vae      --out serving --name vae" in readme
