@@ -456,3 +456,43 @@ def test_fit_save_and_load_round_trip(digits, tmp_path, name, cls, kwargs):
 def test_constructors_reject_bad_hyperparameters(cls, kwargs, message):
     with pytest.raises(ValueError, match=message):
         cls(**TINY, **kwargs)
+
+
+# -------------------------------------------------------------------------------- command line
+
+def test_cli_trains_piwae_and_reports_log_likelihood_and_active_units(tmp_path, capsys):
+    import json
+
+    from tfvae import cli
+
+    out = tmp_path / "piwae"
+    assert cli.main(["train", "--model", "piwae", "--num-estimates", "2", "--num-samples", "3", "--dreg",
+                     "--epochs", "1", "--latent-dim", "3", "--limit", "128", "--log-likelihood-samples", "30",
+                     "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["log_likelihood_samples"] == 30
+    assert metrics["test_log_likelihood"] < 0 and metrics["test_log_likelihood_se"] > 0
+    assert 0 <= metrics["active_units"] <= 3
+    model = keras.models.load_model(out / "model.keras")
+    assert (type(model), model.num_estimates, model.num_samples, model.dreg) == (PIWAE, 2, 3, True)
+    # evaluate recomputes the estimate with another K; more samples never lower it on average
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--log-likelihood-samples", "300"]) == 0
+    again = json.loads((out / "metrics.json").read_text())
+    assert again["log_likelihood_samples"] == 300
+    assert again["test_log_likelihood"] > metrics["test_log_likelihood"] - 3 * metrics["test_log_likelihood_se"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--model", "vae", "--num-samples", "5"], "--num-samples applies to iwae, miwae, ciwae, piwae, not vae"),
+    (["--model", "iwae", "--num-estimates", "2"], "--num-estimates applies to miwae, piwae, not iwae"),
+    (["--model", "ciwae", "--dreg"], "--dreg applies to iwae, miwae, piwae, not ciwae"),
+    (["--model", "ciwae", "--ciwae-beta", "1.5"], "beta must be a number in [0, 1]"),
+    (["--model", "miwae", "--num-samples", "0"], "num_samples must be a positive integer"),
+])
+def test_cli_rejects_bad_iwae_options(tmp_path, capsys, argv, message):
+    from tfvae import cli
+
+    assert cli.main(["train", *argv, "--epochs", "1", "--quiet", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and message in err, err

@@ -40,6 +40,10 @@ MODEL_OPTIONS = {
     "sharpness_steps": ("sharpness_steps", ("vsc",)),
     "warmup_start": ("warmup_start", ("vsc",)),
     "warmup_end": ("warmup_end", ("vsc",)),
+    "num_samples": ("num_samples", ("iwae", "miwae", "ciwae", "piwae")),
+    "num_estimates": ("num_estimates", ("miwae", "piwae")),
+    "ciwae_beta": ("beta", ("ciwae",)),
+    "dreg": ("dreg", ("iwae", "miwae", "piwae")),
 }
 
 
@@ -76,6 +80,12 @@ def _parser():
     train.add_argument("--sharpness-steps", type=int, help="vsc: steps over which c rises (default 20000)")
     train.add_argument("--warmup-start", type=int, help="vsc: spike warm-up: step where the slab starts to open")
     train.add_argument("--warmup-end", type=int, help="vsc: spike warm-up: step where the slab is fully open (0: off)")
+    train.add_argument("--num-samples", type=int, metavar="K",
+                       help="iwae/miwae/ciwae/piwae: importance samples K per estimate")
+    train.add_argument("--num-estimates", type=int, metavar="M", help="miwae/piwae: independent estimates M")
+    train.add_argument("--ciwae-beta", type=float, help="ciwae: weight of the ELBO in [0, 1] (default 0.05)")
+    train.add_argument("--dreg", action="store_true", default=None,
+                       help="iwae/miwae/piwae: doubly reparameterised encoder gradient")
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
