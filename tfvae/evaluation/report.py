@@ -7,6 +7,7 @@
 
 import numpy as np
 
+from tfvae.evaluation.disentanglement import disentanglement_metrics
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood_metrics
 from tfvae.evaluation.probe import probe_metrics
@@ -33,6 +34,7 @@ def _latent_usage(model, context):
 #: of evaluation options such as ``log_likelihood_samples``).
 EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
 EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse-code models (VSC)
+EVALUATORS += [disentanglement_metrics]  # data sets of known factors (shapes2d, dsprites)
 
 
 def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
