@@ -7,8 +7,9 @@ Measures, in one process:
    memory, and the FLOP rate that implies, counting a training step as 3x the forward FLOPs of
    the dense layers (forward, and backward for inputs and weights).
 
-Each figure is the median of several timed windows after a warm-up (tracing and XLA compilation),
-so the noise of a shared machine shows up as spread, not bias.
+Every timed training window (an epoch of fixed steps, after a warm-up epoch that traces and
+compiles) is preceded by a matmul measurement, and the fraction reported is the median of the
+per-window ratios: on a shared, noisy machine both figures of a window see the same load.
 
     python benchmarks/throughput.py            # all cases
     python benchmarks/throughput.py --quick    # smoke run: few steps
@@ -32,24 +33,22 @@ import tensorflow as tf  # noqa: E402
 import tfvae  # noqa: E402
 
 
-def matmul_gflops(n=2048, repeats=20, windows=5):
-    """Median GFLOP/s of an n x n float32 matmul."""
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
+class MatmulProbe:
+    """float32 GFLOP/s of an n x n ``tf.matmul`` (2·n³ FLOPs), compiled once, measurable often."""
 
-    @tf.function
-    def step(a, b):
-        return tf.matmul(a, b)
+    def __init__(self, n=2048):
+        self.n = n
+        self.a = tf.random.normal([n, n])
+        self.b = tf.random.normal([n, n])
+        self.step = tf.function(tf.matmul)
+        self.step(self.a, self.b).numpy()
 
-    step(a, b).numpy()
-    rates = []
-    for _ in range(windows):
+    def measure(self, repeats):
         start = time.perf_counter()
         for _ in range(repeats):
-            c = step(a, b)
+            c = self.step(self.a, self.b)
         c.numpy()
-        rates.append(2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9)
-    return statistics.median(rates), rates
+        return 2 * self.n ** 3 * repeats / (time.perf_counter() - start) / 1e9
 
 
 def dense_forward_flops(network):
@@ -75,29 +74,37 @@ CASES = {
 }
 
 
-def training_throughput(factory, batch_size, images, steps, windows):
-    """Median examples/s of model.fit over ``windows`` epochs of ``steps`` steps (after a warm-up)."""
+def training_throughput(factory, batch_size, images, steps, windows, probe, matmul_repeats):
+    """Examples/s of model.fit in ``windows`` epochs of ``steps`` steps after a warm-up epoch, each
+    epoch preceded by a matmul measurement, so that every training window has a matmul figure taken
+    under the same machine load.
+
+    Returns:
+      ``(examples_per_second, matmul_gflops, model)``: two lists with one entry per window, and the
+      trained model (for its FLOP count).
+    """
     keras.utils.set_random_seed(0)
     model = factory()
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
     data = tf.data.Dataset.from_tensor_slices(images).repeat().batch(batch_size, drop_remainder=True)
     data = data.prefetch(tf.data.AUTOTUNE)
 
-    class Timer(keras.callbacks.Callback):
+    class Windows(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
-            self.seconds = []
+            self.seconds, self.matmul = [], []
 
         def on_epoch_begin(self, epoch, logs=None):
+            self.matmul.append(probe.measure(matmul_repeats))
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
 
-    timer = Timer()
-    model.fit(data, steps_per_epoch=steps, epochs=windows + 1, verbose=0, callbacks=[timer])
+    timer = Windows()
+    model.fit(data, steps_per_epoch=steps, epochs=windows + 1, verbose=0, shuffle=False, callbacks=[timer])
     rates = [steps * batch_size / s for s in timer.seconds[1:]]  # the first epoch compiles
-    return statistics.median(rates), rates, model
+    return rates, timer.matmul[1:], model
 
 
 def main(argv=None):
@@ -110,24 +117,28 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown cases {unknown}; expected some of {list(CASES)}")
 
-    steps, windows = (5, 2) if args.quick else (60, 5)
+    steps, windows, repeats = (5, 2, 2) if args.quick else (60, 7, 8)
     images, _ = tfvae.data.load_arrays("mnist", "train")
-    gflops, matmul_rates = matmul_gflops(repeats=3 if args.quick else 20, windows=windows)
+    probe = MatmulProbe()
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"TensorFlow {tf.__version__}")
-    print(f"float32 matmul 2048x2048: {gflops:.1f} GFLOP/s (median of {len(matmul_rates)}: "
-          f"{', '.join(f'{r:.0f}' for r in matmul_rates)})")
-    results = {"matmul_gflops": gflops, "matmul_windows": matmul_rates, "cases": {}}
-    print(f"{'case':<28} {'examples/s':>11} {'GFLOP/s':>9} {'of matmul':>10}")
+          f"TensorFlow {tf.__version__}, load average {os.getloadavg()[0]:.1f}")
+    results = {"cases": {}}
+    print(f"{'case':<28} {'examples/s':>11} {'GFLOP/s':>9} {'matmul GFLOP/s':>15} {'of matmul':>10}")
     for name in args.cases:
         factory, batch_size, samples = CASES[name]
-        rate, rates, model = training_throughput(factory, batch_size, images, steps, windows)
+        rates, matmul, model = training_throughput(factory, batch_size, images, steps, windows, probe, repeats)
         flops_per_example = train_flops_per_example(model, samples)
-        achieved = rate * flops_per_example / 1e9
-        results["cases"][name] = dict(examples_per_second=rate, windows=rates, gflops=achieved,
-                                      fraction_of_matmul=achieved / gflops,
-                                      train_flops_per_example=flops_per_example)
-        print(f"{name:<28} {rate:>11.0f} {achieved:>9.1f} {achieved / gflops:>9.0%}")
+        fractions = [r * flops_per_example / 1e9 / m for r, m in zip(rates, matmul)]
+        rate, gflops = statistics.median(rates), statistics.median(matmul)
+        results["cases"][name] = dict(
+            examples_per_second=rate, gflops=rate * flops_per_example / 1e9, matmul_gflops=gflops,
+            fraction_of_matmul=statistics.median(fractions), window_fractions=fractions,
+            window_examples_per_second=rates, window_matmul_gflops=matmul,
+            train_flops_per_example=flops_per_example)
+        print(f"{name:<28} {rate:>11.0f} {rate * flops_per_example / 1e9:>9.1f} {gflops:>15.1f} "
+              f"{statistics.median(fractions):>9.0%}")
+    print(f"(medians over {windows} windows; 'of matmul' is the median of per-window ratios; "
+          f"load average now {os.getloadavg()[0]:.1f})")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=2)
