@@ -311,7 +311,7 @@ def test_dreg_encoder_gradient_is_unbiased_with_lower_variance(cls, kwargs):
     standard = truth.model(cls, mean_shift=0.5, variance_factor=2.0, **kwargs)
     dreg = truth.model(cls, mean_shift=0.5, variance_factor=2.0, dreg=True, **kwargs)
     tf.random.set_seed(3)
-    repeats = 1500
+    repeats = 600
     g_standard = _encoder_gradients(standard, images, repeats)
     g_dreg = _encoder_gradients(dreg, images, repeats)
     z = (g_dreg.mean(0) - g_standard.mean(0)) / np.sqrt(
