@@ -63,7 +63,13 @@ with ``InvalidArgumentError`` naming the signature, the input and what was expec
 * ``count`` and ``num_samples`` must be at least 1.
 
 A family's own outputs plug in by overriding one method, ``serving_encode(images) -> dict``
-(see :meth:`tfvae.models.base.VariationalModel.serving_encode`).
+(see :meth:`tfvae.models.base.VariationalModel.serving_encode`). A model whose code is not one
+float vector (LLGAE: a component index and coefficients) also defines
+``serving_decode_inputs() -> {name: tf.TensorSpec([None, ...], dtype)}`` and
+``serving_decode(**inputs) -> images``, which become the ``decode`` signature's inputs and
+computation (each input is shape-checked, and float inputs must be finite). Models without a
+``prior`` get no ``sample`` signature; models without q(z|x), p(x|z), p(z) no ``elbo`` and
+``log_likelihood``.
 
 Example:
   >>> version_dir = export_saved_model(model, "/models", name="vae")   # /models/vae/1
@@ -72,6 +78,7 @@ Example:
 """
 
 import collections
+import inspect
 import json
 import os
 import pathlib
@@ -108,15 +115,16 @@ def serving_functions(model):
 
     Returns:
       dict of signature name -> :class:`ServingFunction`, in :data:`SIGNATURE_NAMES` order
-      (``elbo`` and ``log_likelihood`` only for probabilistic models).
+      (``sample`` only for models with a ``prior``; ``elbo`` and ``log_likelihood`` only for
+      probabilistic models).
 
     Raises:
-      ValueError: if the model lacks what a signature needs (``image_shape``, ``latent_dim``,
-        ``serving_encode``, ``decode``, ``reconstruct``, a ``prior`` to sample).
+      ValueError: if the model lacks what every export needs (``image_shape``, ``latent_dim``,
+        ``serving_encode``, ``decode``, ``reconstruct``).
     """
     image_shape, latent_dim = _check_exportable(model)
     images_spec = tf.TensorSpec([None, *image_shape], tf.float32, name="images")
-    codes_spec = tf.TensorSpec([None, latent_dim], tf.float32, name="codes")
+    decode_specs = _decode_specs(model, latent_dim)
     # Scalars are declared with an unknown shape: Grappler folds the Shape of an input whose spec
     # is fully defined into a constant, which would silently pass the in-graph scalar check.
     scalar = {name: tf.TensorSpec(None, tf.int32, name=name) for name in ("count", "num_samples", "seed")}
@@ -128,9 +136,14 @@ def serving_functions(model):
         outputs = model.serving_encode(checked_images("serving_default", images))
         return _as_outputs("serving_default", outputs)
 
-    def decode(codes):
-        codes = _check_finite("decode", "codes", _check_shape("decode", "codes", codes, codes_spec.shape))
-        return {"images": _float32(model.decode(codes))}
+    def decode(*tensors):
+        inputs = {}
+        for spec, value in zip(decode_specs, tensors):
+            value = _check_shape("decode", spec.name, value, spec.shape)
+            inputs[spec.name] = _check_finite("decode", spec.name, value) if spec.dtype.is_floating else value
+        if hasattr(model, "serving_decode"):
+            return {"images": _float32(model.serving_decode(**inputs))}
+        return {"images": _float32(model.decode(inputs["codes"]))}
 
     def reconstruct(images):
         return {"images": _float32(model.reconstruct(checked_images("reconstruct", images)))}
@@ -144,10 +157,11 @@ def serving_functions(model):
 
     functions = {
         "serving_default": ServingFunction(serving_default, [images_spec]),
-        "decode": ServingFunction(decode, [codes_spec]),
+        "decode": ServingFunction(decode, decode_specs),
         "reconstruct": ServingFunction(reconstruct, [images_spec]),
-        "sample": ServingFunction(sample, [scalar["count"], scalar["seed"]]),
     }
+    if callable(getattr(getattr(model, "prior", None), "sample", None)):
+        functions["sample"] = ServingFunction(sample, [scalar["count"], scalar["seed"]])
     if is_probabilistic(model):
         def statistics(signature, images, num_samples, seed):
             images = checked_images(signature, images)
@@ -337,12 +351,38 @@ def _check_at_least_one(signature, input_name, value):
 # ----------------------------------------------------------------------------- helpers
 
 def _check_exportable(model):
-    missing = [attr for attr in ("image_shape", "latent_dim", "serving_encode", "decode", "reconstruct",
-                                 "prior") if not hasattr(model, attr)]
+    missing = [attr for attr in ("image_shape", "latent_dim", "serving_encode", "decode", "reconstruct")
+               if not hasattr(model, attr)]
     if missing:
         raise ValueError(f"cannot export {type(model).__name__}: a tfvae model needs "
                          f"{', '.join(missing)} (see tfvae.models.base.VariationalModel)")
+    if hasattr(model, "serving_decode") != hasattr(model, "serving_decode_inputs"):
+        raise ValueError(f"cannot export {type(model).__name__}: define both serving_decode and "
+                         "serving_decode_inputs, or neither (to decode codes [batch, latent_dim])")
     return tuple(int(size) for size in model.image_shape), int(model.latent_dim)
+
+
+def _decode_specs(model, latent_dim):
+    """The ``decode`` signature's inputs: ``codes [batch, latent_dim]``, or what the model's
+    ``serving_decode_inputs()`` names (a model whose code is not one float vector, e.g. LLGAE's
+    component index and coefficients)."""
+    if not hasattr(model, "serving_decode_inputs"):
+        required = [p.name for p in inspect.signature(model.decode).parameters.values()
+                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        if len(required) > 1:
+            raise ValueError(f"cannot export {type(model).__name__}: its decode takes ({', '.join(required)}), "
+                             "not one codes tensor; define serving_decode_inputs and serving_decode")
+        return [tf.TensorSpec([None, latent_dim], tf.float32, name="codes")]
+    specs = model.serving_decode_inputs()
+    if not isinstance(specs, dict) or not specs or not all(
+            isinstance(spec, tf.TensorSpec) and spec.shape.rank and spec.shape[0] is None
+            for spec in specs.values()):
+        raise ValueError("serving_decode_inputs must return a non-empty dict of name -> tf.TensorSpec "
+                         f"with a free batch axis first, got {specs!r}")
+    bad = [name for name in specs if not isinstance(name, str) or not _OUTPUT_NAME_PATTERN.fullmatch(name)]
+    if bad:
+        raise ValueError(f"serving_decode_inputs names must be identifiers like 'codes', got {bad}")
+    return [tf.TensorSpec(spec.shape, spec.dtype, name=name) for name, spec in specs.items()]
 
 
 def _as_outputs(signature, outputs):
