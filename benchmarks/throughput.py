@@ -67,10 +67,18 @@ def vae_case(latent_dim=50):
     return tfvae.models.VAE(image_shape=(28, 28, 1), latent_dim=latent_dim, architecture="iwae-mlp")
 
 
+def iwae_case(num_samples, latent_dim=50):
+    """IWAE with K importance samples on the same network: the decoder runs K times per example."""
+    return lambda: tfvae.models.IWAE(image_shape=(28, 28, 1), latent_dim=latent_dim, architecture="iwae-mlp",
+                                     num_samples=num_samples)
+
+
 #: name -> (model factory, batch size, decoder passes per example, i.e. importance samples)
 CASES = {
     "vae-iwae-mlp batch 100": (vae_case, 100, 1),
     "vae-iwae-mlp batch 1000": (vae_case, 1000, 1),
+    "iwae-5 batch 100": (iwae_case(5), 100, 5),
+    "iwae-50 batch 100": (iwae_case(50), 100, 50),
 }
 
 
