@@ -207,8 +207,8 @@ def log_weight_statistics(model, images, num_samples, seed):
       seed: an int32 scalar.
     """
     images = tf.convert_to_tensor(images, tf.float32)
-    num_samples = tf.convert_to_tensor(num_samples, tf.int32)
-    seed = tf.convert_to_tensor(seed, tf.int32)
+    num_samples = tf.reshape(tf.convert_to_tensor(num_samples, tf.int32), [])
+    seed = tf.reshape(tf.convert_to_tensor(seed, tf.int32), [])
     posterior = model.posterior(images, training=False)
     batch = tf.shape(images)[0]
     chunk = tf.minimum(tf.maximum(CODES_PER_CHUNK // tf.maximum(batch, 1), 1), num_samples)
