@@ -43,8 +43,8 @@ signature           inputs                                           outputs
     elbo           = (1/K) Σ_k w_k                 (unbiased estimate of the ELBO)
     log_likelihood = log (1/K) Σ_k exp(w_k)        (the IWAE bound; tends to log p(x) as K grows)
 
-The K samples are drawn in chunks (at most :data:`CODES_PER_CHUNK` codes decoded at once, so
-memory stays bounded for K = 5000) with a running ``reduce_logsumexp``.
+The K samples are drawn in chunks (at most max(:data:`CODES_PER_CHUNK`, batch) codes decoded
+at once, so memory stays bounded for K = 5000) with a running ``reduce_logsumexp``.
 
 Randomness is stateless: the same ``seed`` gives the same output on every call and every
 server. ``sample`` with ``seed = s`` returns exactly ``model.sample(count, seed=s)`` (prior
@@ -94,7 +94,8 @@ SIGNATURE_NAMES = ("serving_default", "decode", "reconstruct", "sample", "elbo",
 #: the most codes decoded at once by ``elbo`` / ``log_likelihood`` (samples per chunk × batch)
 CODES_PER_CHUNK = 16384
 
-#: written into the SavedModel's ``assets.extra`` folder (which TF Serving ignores) to describe it
+#: written into the SavedModel's ``assets.extra`` folder to describe it (TF Serving reads only its
+#: warm-up requests from there)
 METADATA_FILE = "tfvae.json"
 
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
