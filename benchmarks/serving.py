@@ -13,6 +13,10 @@ each for three paths to the same outputs:
                  Python client of the SavedModel calls (in-graph input checks included);
 ``keras``        ``tf.function(model.serving_encode)``: the Keras model, compiled the usual way
                  (the baseline the target compares against);
+``keras-checked`` ``tf.function`` of ``tfvae.export.serving_functions(model)["serving_default"]``:
+                 the Keras model with the signature's in-graph input checks, i.e. exactly the
+                 exported computation, in memory (separates what the checks cost from what
+                 loading a SavedModel costs);
 ``keras-eager``  ``model.serving_encode(x)`` eagerly, for reference.
 
 Timed calls alternate between the paths in short rounds, so that all of them see the same
@@ -66,10 +70,10 @@ def mnist_test_images(count, data_dir=None):
 
 def paths(model, served):
     signature = served.signatures["serving_default"]
-    compiled = tf.function(model.serving_encode)
     return {
         "savedmodel": lambda x: signature(images=x),
-        "keras": compiled,
+        "keras": tf.function(model.serving_encode),
+        "keras-checked": tf.function(export.serving_functions(model)["serving_default"].function),
         "keras-eager": model.serving_encode,
     }
 
@@ -122,7 +126,7 @@ def main(argv=None):
     parser.add_argument("--json", help="also write the results to this file")
     args = parser.parse_args(argv)
 
-    rounds, calls_1, calls_256 = (3, 20, 3) if args.quick else (20, 100, 10)
+    rounds, calls_1, calls_256 = (3, 20, 3) if args.quick else (30, 100, 10)
     keras.utils.set_random_seed(0)
     model = tfvae.models.VAE(image_shape=(28, 28, 1), latent_dim=args.latent_dim, architecture=args.architecture)
     images, source = mnist_test_images(2048, args.data_dir)
@@ -151,18 +155,21 @@ def main(argv=None):
 
     results = {"architecture": args.architecture, "latent_dim": args.latent_dim, "inputs": source,
                "cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "paths": {}}
-    print(f"{'path':<13} {'batch-1 median ms':>18} {'batch-1 p99 ms':>15} {'batch-256 images/s':>19}")
+    print(f"{'path':<14} {'batch-1 median ms':>18} {'batch-1 p99 ms':>15} {'batch-256 images/s':>19}")
     for name in functions:
         one, many = summary(latency[name], 1), summary(throughput[name], 256)
         results["paths"][name] = {"batch_1": one, "batch_256": many}
-        print(f"{name:<13} {one['median_ms']:>18.3f} {one['p99_ms']:>15.3f} {many['images_per_second']:>19.0f}")
+        print(f"{name:<14} {one['median_ms']:>18.3f} {one['p99_ms']:>15.3f} {many['images_per_second']:>19.0f}")
     saved = results["paths"]["savedmodel"]
-    ratio_1 = paired_ratio(latency["savedmodel"], latency["keras"])
-    ratio_256 = paired_ratio(throughput["savedmodel"], throughput["keras"])
-    results["savedmodel_over_keras_time"] = {"batch_1": ratio_1, "batch_256": ratio_256}
-    met = ratio_1 <= 1.0 and ratio_256 <= 1.0 and saved["batch_1"]["median_ms"] < 1.0
-    print(f"SavedModel time / Keras time (median of per-round ratios): batch 1 {ratio_1:.2f}, "
-          f"batch 256 {ratio_256:.2f}; targets <= 1 and batch-1 median < 1 ms: {'met' if met else 'NOT met'}; "
+    for baseline in ("keras", "keras-checked"):
+        ratio_1 = paired_ratio(latency["savedmodel"], latency[baseline])
+        ratio_256 = paired_ratio(throughput["savedmodel"], throughput[baseline])
+        results[f"savedmodel_over_{baseline}_time"] = {"batch_1": ratio_1, "batch_256": ratio_256}
+        print(f"SavedModel time / {baseline} time (median of per-round ratios): batch 1 {ratio_1:.2f}, "
+              f"batch 256 {ratio_256:.2f}")
+    ratios = results["savedmodel_over_keras_time"]
+    met = max(ratios.values()) <= 1.0 and saved["batch_1"]["median_ms"] < 1.0
+    print(f"targets (SavedModel / keras <= 1, batch-1 median < 1 ms): {'met' if met else 'NOT met'}; "
           f"load average now {os.getloadavg()[0]:.1f}")
     if args.json:
         with open(args.json, "w") as f:
