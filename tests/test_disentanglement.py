@@ -369,6 +369,38 @@ def test_models_and_the_evaluator(tmp_path):
         dis.beta_vae_score(model, data.factors("shapes2d", image_size=32))
 
 
+def _variational_models():
+    from tfvae import models
+
+    return sorted(n for n, c in models.REGISTRY.items() if issubclass(c, models.VariationalModel))
+
+
+@pytest.mark.parametrize("name", _variational_models())
+def test_every_model_has_kl_bars_and_traversals_ordered_by_kl(name, digits, tmp_path, monkeypatch):
+    import matplotlib.image
+
+    from tfvae import evaluation, models, plots
+
+    images = digits[0][:40]
+    model = models.get(name)(image_shape=(8, 8, 1), latent_dim=4, network_options={"hidden_units": (16,)})
+    kl = evaluation.kl_per_dimension(model, images)
+    assert kl.shape == (4,) and np.all(np.isfinite(kl)) and np.all(kl >= 0)
+    drawn = {}
+    original = plots.image_grid
+
+    def recording(rows, path, **kwargs):
+        drawn.update(rows=np.asarray(rows), **kwargs)
+        return original(rows, path, **kwargs)
+
+    monkeypatch.setattr(plots, "image_grid", recording)
+    path = plots.plot_traversals(model, images[0], tmp_path / "t.png", kl=kl, values=np.linspace(-3, 3, 5))
+    assert [label.split("\n")[0] for label in drawn["row_labels"]] == [f"z{d}" for d in np.argsort(-kl)]
+    assert drawn["rows"].shape == (4, 5, 8, 8, 1)
+    assert np.ptp(drawn["rows"], axis=1).max() > 1e-4  # moving a latent changes the picture
+    assert matplotlib.image.imread(path).shape[0] > 50
+    assert matplotlib.image.imread(plots.plot_kl_per_dimension(kl, tmp_path / "k.png")).std() > 0.01
+
+
 # ------------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("call,pattern", [
