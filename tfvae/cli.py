@@ -44,6 +44,9 @@ MODEL_OPTIONS = {
     "num_estimates": ("num_estimates", ("miwae", "piwae")),
     "ciwae_beta": ("beta", ("ciwae",)),
     "dreg": ("dreg", ("iwae", "miwae", "piwae")),
+    "components": ("components", ("llgae",)),
+    "inference_steps": ("inference_steps", ("llgae", "lgae")),
+    "step_size": ("step_size", ("llgae", "lgae")),
 }
 
 
@@ -86,6 +89,9 @@ def _parser():
     train.add_argument("--ciwae-beta", type=float, help="ciwae: weight of the ELBO in [0, 1] (default 0.05)")
     train.add_argument("--dreg", action="store_true", default=None,
                        help="iwae/miwae/piwae: doubly reparameterised encoder gradient")
+    train.add_argument("--components", type=int, metavar="K", help="llgae: local linear components (default 11)")
+    train.add_argument("--inference-steps", type=int, metavar="T", help="llgae/lgae: inference gradient steps (default 5)")
+    train.add_argument("--step-size", type=float, help="llgae/lgae: inference step size for [0, 1] pixels (default 0.01)")
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -152,6 +158,12 @@ def _check_settings(settings):
     for key, (_, accepted) in MODEL_OPTIONS.items():
         if settings.get(key) is not None and settings["model"] not in accepted:
             raise UsageError(f"--{key.replace('_', '-')} applies to {', '.join(accepted)}, not {settings['model']}")
+    if not issubclass(models.REGISTRY[settings["model"]], models.VariationalModel):
+        # decoder-only models (llgae, lgae) have no encoder network and no likelihood
+        for key in ("architecture", "likelihood", "observation_scale"):
+            if settings[key] != DEFAULTS[key]:
+                raise UsageError(f"--{key.replace('_', '-')} applies to the variational models, not "
+                                 f"{settings['model']} (it has no encoder network or likelihood)")
 
 
 def _build_model(settings, image_shape):
@@ -159,9 +171,11 @@ def _build_model(settings, image_shape):
 
     kwargs = {keyword: settings[key] for key, (keyword, accepted) in MODEL_OPTIONS.items()
               if settings.get(key) is not None and settings["model"] in accepted}
-    return models.get(settings["model"])(
-        image_shape=image_shape, latent_dim=settings["latent_dim"], architecture=settings["architecture"],
-        likelihood=settings["likelihood"], observation_scale=settings["observation_scale"], **kwargs)
+    cls = models.get(settings["model"])
+    if issubclass(cls, models.VariationalModel):
+        kwargs.update(architecture=settings["architecture"], likelihood=settings["likelihood"],
+                      observation_scale=settings["observation_scale"])
+    return cls(image_shape=image_shape, latent_dim=settings["latent_dim"], **kwargs)
 
 
 def _datasets(settings, data_dir, split=None):
@@ -222,6 +236,11 @@ def cmd_train(args):
     keras.utils.set_random_seed(settings["seed"])
     info, train, held_out = _datasets(settings, args.data_dir)
     model = _build_model(settings, info.image_shape)
+    if hasattr(model, "initialize_from_data"):  # llgae/lgae: k-means + local PCA start, no dead components
+        from tfvae import data
+
+        train_images, _ = data.load_arrays(settings["dataset"], "train", data_dir=args.data_dir)
+        model.initialize_from_data(train_images[:settings["limit"]], seed=settings["seed"])
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     config = {"tfvae": "run", "settings": settings, "model_class": type(model).__name__,
               "model_config": model.get_config()}
@@ -257,7 +276,7 @@ def _summary(out, settings, metrics):
              f"(latent {settings['latent_dim']}, {settings['epochs']} epochs, "
              f"{metrics.get('train_seconds', 0):.0f} s)"]
     for key in ("test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "active_units",
-                "probe_accuracy", "code_nonzero_fraction", "code_mean_active_dims"):
+                "probe_accuracy", "code_nonzero_fraction", "code_mean_active_dims", "test_reconstruction_error"):
         if key in metrics:
             value = metrics[key]
             lines.append(f"  {key:<20} {value:.3f}" if isinstance(value, float) else f"  {key:<20} {value}")
@@ -314,10 +333,14 @@ def _draw(model, held_out, out, kl, which, history=None):
     drawn = []
     if which is None or "reconstructions" in which:
         drawn.append(plots.plot_reconstructions(model, images[:10], out / "reconstructions.png"))
-    if which is None or "samples" in which:
+    generative = hasattr(model, "sample")  # decoder-only models (llgae) have no prior to sample
+    if generative and (which is None or "samples" in which):
         drawn.append(plots.plot_samples(model, out / "samples.png"))
-    if which is None or "traversals" in which:
+    if generative and (which is None or "traversals" in which):
         drawn.append(plots.plot_traversals(model, images[0], out / "traversals.png", kl=kl))
+    if hasattr(model, "component_means") and which is None:  # llgae: μ_k, centred, around mid-grey
+        drawn.append(plots.image_grid([model.component_means().numpy() + 0.5], out / "component_means.png",
+                                      title="component means (+0.5)"))
     if kl is not None and (which is None or "kl" in which):
         drawn.append(plots.plot_kl_per_dimension(kl, out / "kl_per_dimension.png"))
     if history is not None and which is None:

@@ -11,6 +11,7 @@ from tfvae.evaluation.disentanglement import disentanglement_metrics
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood_metrics
 from tfvae.evaluation.probe import probe_metrics
+from tfvae.evaluation.reconstruction import reconstruction_metrics
 from tfvae.evaluation.sparsity import sparsity_metrics
 
 
@@ -35,6 +36,7 @@ def _latent_usage(model, context):
 EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
 EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse-code models (VSC)
 EVALUATORS += [disentanglement_metrics]  # data sets of known factors (shapes2d, dsprites)
+EVALUATORS += [reconstruction_metrics]  # every model: centered_l2_255 of reconstruct (LLGAE scale)
 
 
 def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):

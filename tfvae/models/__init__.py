@@ -9,11 +9,13 @@ from tfvae.models.base import ObjectiveValue, VariationalModel
 from tfvae.models.vae import VAE, BetaVAE
 from tfvae.models.iwae import CIWAE, IWAE, MIWAE, PIWAE
 from tfvae.models.vsc import VSC
+from tfvae.models.llgae import LGAE, LLGAE
 
 #: model names as the command line spells them -> classes
 REGISTRY = {"vae": VAE, "beta-vae": BetaVAE}
 REGISTRY.update({"iwae": IWAE, "miwae": MIWAE, "ciwae": CIWAE, "piwae": PIWAE})
 REGISTRY["vsc"] = VSC
+REGISTRY.update({"llgae": LLGAE, "lgae": LGAE})
 
 
 def get(name):
@@ -26,3 +28,4 @@ def get(name):
 __all__ = ["REGISTRY", "BetaVAE", "ObjectiveValue", "VAE", "VariationalModel", "get", "likelihoods"]
 __all__ += ["CIWAE", "IWAE", "MIWAE", "PIWAE"]
 __all__ += ["VSC"]
+__all__ += ["LGAE", "LLGAE"]
