@@ -135,7 +135,7 @@ def test_the_training_gradient_flows_through_the_unrolled_steps():
 
     variables = [model.means, model.bases]
     with tf.GradientTape() as tape:
-        loss = tf.reduce_mean(model._objective(tf.constant(x))[0])
+        loss = tf.reduce_mean(model.compute_objective(tf.constant(x)).loss)
     got = tape.gradient(loss, variables)
     for stop_steps in (False, True):
         with tf.GradientTape() as tape:
@@ -325,6 +325,27 @@ def test_save_and_load_round_trip(digits, tmp_path, cls, kwargs):
     np.testing.assert_allclose(model.reconstruct(images[:20]).numpy(), loaded.reconstruct(images[:20]).numpy(),
                                rtol=1e-6)
     loaded.fit(images[:300], batch_size=100, epochs=1, verbose=0)  # the optimizer state came along
+
+
+def test_the_saved_model_encodes_decodes_and_reconstructs_like_the_keras_model(tmp_path, digits):
+    from tfvae import export
+
+    images, _ = digits
+    model = LLGAE(image_shape=(8, 8, 1), latent_dim=3, components=4, seed=3)
+    model.initialize_from_data(images[:500])
+    served = tf.saved_model.load(export.export_saved_model(model, tmp_path, name="llgae"))
+    assert sorted(served.signatures) == ["decode", "reconstruct", "serving_default"]
+    x = tf.constant(images[:6])
+    code = served.signatures["serving_default"](images=x)
+    expected = model.encode(x)
+    np.testing.assert_array_equal(code["component"].numpy(), expected.components.numpy())
+    np.testing.assert_allclose(code["coefficients"].numpy(), expected.coefficients.numpy(), rtol=1e-5, atol=1e-6)
+    # serving_default's outputs go to decode unchanged
+    decoded = served.signatures["decode"](**code)["images"].numpy()
+    np.testing.assert_allclose(decoded, model.reconstruct(x).numpy(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(served.signatures["reconstruct"](images=x)["images"].numpy(), decoded, atol=1e-6)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"input component must hold whole numbers in \[0, 3\]"):
+        served.signatures["decode"](**dict(code, component=code["component"] + 0.5))
 
 
 def test_the_command_line_trains_and_evaluates_an_llgae(tmp_path, capsys):

@@ -39,6 +39,12 @@ learning rate per step). tfvae's images are in [0, 1]; the model works on ``imag
 pixel_scale`` (default 1, i.e. [0, 1] units; ``pixel_scale=255`` gives 0–255 units) and states
 β for that scale.
 
+**Initialisation.** From random values, the components that lose the first assignments never
+win an image again and get no gradient (about half of K = 11 on Fashion-MNIST, which then stalls
+near 850 on the metric below). :meth:`LLGAE.initialize_from_data` starts instead from k-means
+centroids and each cluster's principal directions (a mixture-of-PCA guess; ``tfvae train`` does
+this for llgae/lgae).
+
 **Per-image mean.** With ``center_images=True`` (the reference's protocol) the model sees each
 image minus its own mean x̄ (over H·W·C), and reconstructions add x̄ back: x̂ = x̄ + μ_k* +
 W_k* b. Without it the model sees the images as they are.
@@ -52,6 +58,8 @@ Example:
   >>> train = tfvae.data.load("fashion_mnist", "train", batch_size=360, shuffle=True, seed=0)
   >>> model = tfvae.models.LLGAE(image_shape=(28, 28, 1), latent_dim=20, components=11,
   ...                            inference_steps=5, step_size=0.01)
+  >>> train_images, _ = tfvae.data.load_arrays("fashion_mnist", "train")
+  >>> model.initialize_from_data(train_images)    # k-means + local PCA: no dead components
   >>> model.compile(optimizer=keras.optimizers.RMSprop(1e-3), jit_compile=True)
   >>> history = model.fit(train, epochs=10)
   >>> components, coefficients, image_means = model.encode(test_images)
@@ -80,6 +88,18 @@ class LLGAECode(collections.namedtuple("LLGAECode", ["components", "coefficients
       coefficients: float32 ``[batch, latent_dim]``, b(k*, T) (in the model's pixel units).
       image_means: float32 ``[batch]``, each image's own mean in [0, 1] units (zeros without
         ``center_images``); :meth:`LLGAE.decode` adds it back.
+    """
+
+
+class Objective(collections.namedtuple("Objective", ["loss", "reconstruction_error", "components", "coefficients"])):
+    """What :meth:`LLGAE.compute_objective` returns, per image ``[batch, ...]``.
+
+    Attributes:
+      loss: the squared residual of the chosen component, ‖x − μ_k* − W_k* b(k*, T)‖² summed
+        over pixels in model units: what training minimises (through the unrolled steps).
+      reconstruction_error: the ``"centered_l2_255"`` error of the reconstruction.
+      components: int32, k* = argmin_k of the squared residual.
+      coefficients: ``[batch, latent_dim]``, b(k*, T).
     """
 
 
@@ -184,8 +204,9 @@ class LLGAE(keras.Model):
         x, _ = self._model_inputs(self._as_images(images))
         return Inference(*self._infer(x))
 
-    def _objective(self, images):
-        """Per image: (loss = the chosen component's squared residual, centered_l2_255, k*, b)."""
+    def compute_objective(self, images):
+        """The training objective and the code, per image: an :class:`Objective`
+        ``(loss, reconstruction_error, components, coefficients)`` (see its docstring)."""
         x, _ = self._model_inputs(images)
         coefficients, residuals = self._infer(x)
         chosen = tf.argmin(residuals, axis=1, output_type=tf.int32)
@@ -198,7 +219,7 @@ class LLGAE(keras.Model):
                                      chosen_coefficients))
         centred = tf.maximum(loss - tf.square(residual_sums) / self.pixels, 0.0)
         error = centred / self.pixels * (PIXEL_RANGE / self.pixel_scale) ** 2
-        return loss, error, chosen, chosen_coefficients
+        return Objective(loss, error, chosen, chosen_coefficients)
 
     def initialize_from_data(self, images, seed=0, max_images=20000):
         """Starts training from a mixture-of-PCA guess instead of random values.
@@ -244,8 +265,8 @@ class LLGAE(keras.Model):
         bases = self.bases.numpy()
         for k in range(self.components):
             members = x[kmeans.labels_ == k]
-            # ARPACK (the top directions only; full SVDs cost seconds per cluster) needs
-            # fewer components than samples and than pixels.
+            # ARPACK computes only the top directions; it needs fewer of them than samples
+            # and than pixels.
             count = min(self.latent_dim, len(members) - 1, self.pixels - 1)
             if count >= 1:
                 pca = PCA(count, svd_solver="arpack", random_state=seed).fit(members)
@@ -264,7 +285,7 @@ class LLGAE(keras.Model):
     def train_step(self, data):
         images = self._check_batch(_images_of(data))
         with tf.GradientTape() as tape:
-            loss, error, _, _ = self._objective(images)
+            loss, error, _, _ = self.compute_objective(images)
             # Scaled by the *global* batch, so that MirroredStrategy's sum over replicas is the mean.
             total = tf.nn.compute_average_loss(loss)
         variables = self.trainable_variables
@@ -272,7 +293,7 @@ class LLGAE(keras.Model):
         return self._update_trackers(loss, error)
 
     def test_step(self, data):
-        loss, error, _, _ = self._objective(self._check_batch(_images_of(data)))
+        loss, error, _, _ = self.compute_objective(self._check_batch(_images_of(data)))
         return self._update_trackers(loss, error)
 
     def _update_trackers(self, loss, error):
@@ -304,7 +325,7 @@ class LLGAE(keras.Model):
         """The code of each image: :class:`LLGAECode` ``(components [B] int32, coefficients
         [B, E], image_means [B])``."""
         images = self._as_images(images)
-        _, _, chosen, coefficients = self._objective(images)
+        _, _, chosen, coefficients = self.compute_objective(images)
         _, image_means = self._model_inputs(images)
         return LLGAECode(chosen, coefficients, image_means)
 
@@ -353,6 +374,24 @@ class LLGAE(keras.Model):
         code = self.encode(images)
         return {"component": tf.cast(code.components, tf.float32), "coefficients": code.coefficients,
                 "image_mean": code.image_means}
+
+    def serving_decode_inputs(self):
+        """The exported ``decode`` signature's inputs: what ``serving_default`` returns, so that a
+        client can send one's outputs to the other unchanged."""
+        return {"component": tf.TensorSpec([None], tf.float32),
+                "coefficients": tf.TensorSpec([None, self.latent_dim], tf.float32),
+                "image_mean": tf.TensorSpec([None], tf.float32)}
+
+    def serving_decode(self, component, coefficients, image_mean):
+        """The exported ``decode``: :meth:`decode` after an in-graph check that ``component``
+        holds whole numbers in [0, K) (a served model cannot raise a Python ValueError)."""
+        valid = tf.reduce_all((component >= 0) & (component < self.components)
+                              & tf.equal(component, tf.round(component)))
+        check = tf.debugging.Assert(valid, [f"tfvae signature decode: input component must hold whole numbers "
+                                            f"in [0, {self.components - 1}]; got", component], summarize=8)
+        with tf.control_dependencies([check]):
+            components = tf.cast(tf.round(component), tf.int32)
+        return self.decode(components, coefficients, image_mean)
 
     def _as_images(self, images):
         images = tf.convert_to_tensor(images, tf.float32)
@@ -416,4 +455,4 @@ def _number(name, value, positive):
     return float(value)
 
 
-__all__ = ["Inference", "LGAE", "LLGAE", "LLGAECode"]
+__all__ = ["Inference", "LGAE", "LLGAE", "LLGAECode", "Objective"]
