@@ -261,6 +261,13 @@ def test_the_factors_themselves_score_near_one():
 def test_a_rotation_of_the_factors_scores_lower():
     rotation = pair_rotation()
     beta, factor, mig = scores(lambda x: x @ rotation)
+    _, details = dis.beta_vae_score(lambda x: x @ rotation, FactorsAsObservations(), return_details=True,
+                                    **COUNTS["beta"])
+    confusion = details["confusion"]  # rows: true fixed factor, columns: predicted
+    assert confusion.sum() == 500 and confusion[4, 4] == confusion[4].sum()
+    for pair in ((0, 1), (2, 3)):  # each factor of a pair is mistaken for the other, not others
+        block = confusion[np.ix_(pair, pair)]
+        assert block.sum() == confusion[list(pair)].sum() and block[0, 1] > 10 and block[1, 0] > 10
     # fixing factor 0 or 1 shrinks codes 0 and 1 alike (and 2 / 3 likewise): each pair of factors
     # is told apart by chance, so 3 of 5 factors are found: 0.6
     assert beta == pytest.approx(0.6, abs=0.08)

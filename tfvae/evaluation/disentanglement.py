@@ -43,7 +43,7 @@ import numbers
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import mutual_info_score
+from sklearn.metrics import confusion_matrix, mutual_info_score
 
 #: disentanglement_lib's settings (Locatello et al. 2019)
 BETA_VAE_DEFAULTS = dict(batch_size=64, num_train=10_000, num_eval=5_000)
@@ -67,7 +67,9 @@ def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000,
       batch_size: pairs per point (L = 64 in the paper).
       num_train, num_eval: points to fit the classifier on / to score it on.
       seed: seed of the factor draws and of the classifier.
-      return_details: also return a dict with ``train_accuracy``.
+      return_details: also return a dict with ``train_accuracy`` and ``confusion``, the
+        ``[factors, factors]`` counts of evaluation points by true (row) and predicted (column)
+        fixed factor, which shows the factors the code cannot tell apart.
 
     Returns:
       the accuracy in [0, 1] (chance: 1 / number of factors).
@@ -89,7 +91,8 @@ def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000,
     classifier.fit(train_x, train_y)
     score = float(classifier.score(eval_x, eval_y))
     if return_details:
-        return score, {"train_accuracy": float(classifier.score(train_x, train_y))}
+        confusion = confusion_matrix(eval_y, classifier.predict(eval_x), labels=np.arange(dataset.num_factors))
+        return score, {"train_accuracy": float(classifier.score(train_x, train_y)), "confusion": confusion}
     return score
 
 
