@@ -408,6 +408,28 @@ def test_every_model_has_kl_bars_and_traversals_ordered_by_kl(name, digits, tmp_
     assert matplotlib.image.imread(plots.plot_kl_per_dimension(kl, tmp_path / "k.png")).std() > 0.01
 
 
+def test_cli_reports_disentanglement_for_shapes2d_runs(tmp_path, capsys):
+    import json
+
+    from tfvae import cli
+
+    out = tmp_path / "run"
+    assert cli.main(["train", "--dataset", "shapes2d", "--limit", "128", "--epochs", "1", "--latent-dim", "3",
+                     "--batch-size", "64", "--log-likelihood-samples", "0", "--disentanglement-scale", "0.002",
+                     "--quiet", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["disentanglement_scale"] == 0.002 and 0 <= metrics["mig"] <= 1
+    assert len(metrics["kl_per_dimension"]) == 3 and (out / "kl_per_dimension.png").is_file()
+    capsys.readouterr()
+    assert cli.main(["evaluate", str(out), "--log-likelihood-samples", "0", "--disentanglement-scale", "0.003"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["disentanglement_scale"] == 0.003 and 0 <= printed["beta_vae_score"] <= 1
+    assert cli.main(["plot", str(out), "--traversals"]) == 0
+    assert (out / "traversals.png").is_file()
+    assert cli.main(["evaluate", str(out), "--disentanglement-scale", "-1"]) == 2
+    assert "--disentanglement-scale must be a number >= 0" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------ bad input
 
 @pytest.mark.parametrize("call,pattern", [
