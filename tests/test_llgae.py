@@ -8,6 +8,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tfvae import cli
 from tfvae.data import load_arrays
@@ -182,6 +184,21 @@ def test_reconstruction_error_against_a_hand_computation():
     np.testing.assert_allclose(stacked, [[325.125, 0.0]] * 2, atol=1e-9)
     flat = reconstruction_error(images.reshape(2, 4), reconstructions.reshape(2, 4), image_rank=1, per_image=True)
     np.testing.assert_allclose(flat, [325.125, 0.0], atol=1e-9)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2 ** 16), offset=st.floats(-0.5, 0.5))
+def test_the_centred_error_ignores_brightness_and_splits_the_plain_one(seed, offset):
+    """centered_l2_255 is blind to a constant added to a reconstruction, and
+    l2_255 = centered_l2_255 + (255 · mean difference)² for every image."""
+    rng = np.random.default_rng(seed)
+    images, reconstructions = rng.uniform(size=(2, 3, 5, 5, 1))
+    centred = reconstruction_error(images, reconstructions, per_image=True)
+    shifted = reconstruction_error(images, reconstructions + offset, per_image=True)
+    np.testing.assert_allclose(shifted, centred, rtol=1e-9, atol=1e-9)
+    mean_difference = (images - reconstructions).mean(axis=(1, 2, 3))
+    np.testing.assert_allclose(reconstruction_error(images, reconstructions, metric="l2_255", per_image=True),
+                               centred + (255.0 * mean_difference) ** 2, rtol=1e-9)
 
 
 def test_pca_baseline_matches_an_svd_of_the_centred_images(digits):
