@@ -61,7 +61,7 @@ def offline_tfds(monkeypatch, tmp_path_factory):
 # ----------------------------------------------------------------------------- catalog
 
 def test_available_and_info():
-    assert data.available() == ["binarized_mnist", "digits", "fashion_mnist", "mnist"]
+    assert data.available() == ["binarized_mnist", "digits", "dsprites", "fashion_mnist", "mnist", "shapes2d"]
     assert sorted(data.DATASETS) == data.available()
     mnist = data.info("mnist")
     assert mnist.image_shape == (28, 28, 1) and mnist.num_classes == 10
