@@ -37,3 +37,12 @@ def digits():
 
     bunch = load_digits()
     return (bunch.images / 16.0).astype("float32")[..., None], bunch.target
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy over the two logical CPUs for the whole session: separate strategy
+    objects in one process reuse collective instance keys, and their all-reduces then collide."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy

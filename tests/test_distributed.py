@@ -41,7 +41,7 @@ def _train(cls, strategy, weights, images, **kwargs):
     return model, history
 
 
-def test_mirrored_training_matches_single_device(digits):
+def test_mirrored_training_matches_single_device(digits, mirrored_strategy):
     images, _ = digits
     images = images[:256]
     keras.utils.set_random_seed(0)
@@ -49,9 +49,7 @@ def test_mirrored_training_matches_single_device(digits):
     initial = VAE(image_shape=(8, 8, 1), latent_dim=LATENT, encoder=encoder, decoder=decoder).get_weights()
 
     single, single_history = _train(VAE, tf.distribute.get_strategy(), initial, images)
-    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-    assert strategy.num_replicas_in_sync == 2
-    mirrored, mirrored_history = _train(VAE, strategy, initial, images)
+    mirrored, mirrored_history = _train(VAE, mirrored_strategy, initial, images)
 
     for a, b in zip(single.get_weights(), mirrored.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
@@ -61,7 +59,7 @@ def test_mirrored_training_matches_single_device(digits):
     assert max(np.abs(a - b).max() for a, b in zip(initial, single.get_weights())) > 1e-3
 
 
-def test_mirrored_capacity_schedule_matches_single_device(digits):
+def test_mirrored_capacity_schedule_matches_single_device(digits, mirrored_strategy):
     images, _ = digits
     images = images[:128]
     keras.utils.set_random_seed(1)
@@ -70,8 +68,7 @@ def test_mirrored_capacity_schedule_matches_single_device(digits):
     initial = BetaVAE(image_shape=(8, 8, 1), latent_dim=LATENT, encoder=encoder, decoder=decoder,
                       **kwargs).get_weights()
     single, single_history = _train(BetaVAE, tf.distribute.get_strategy(), initial, images, **kwargs)
-    mirrored, mirrored_history = _train(BetaVAE, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]),
-                                        initial, images, **kwargs)
+    mirrored, mirrored_history = _train(BetaVAE, mirrored_strategy, initial, images, **kwargs)
     np.testing.assert_allclose(single_history["capacity"], mirrored_history["capacity"], rtol=1e-6)
     np.testing.assert_allclose(single_history["loss"], mirrored_history["loss"], rtol=1e-4)
     for a, b in zip(single.get_weights(), mirrored.get_weights()):
