@@ -260,10 +260,18 @@ def plot_accuracy(results, args, path):
                       for lat in args.latents if key(dataset, model, lat) in results]
             if points:
                 lat, acc = zip(*points)
-                label = "VAE" if model == "vae" else f"VSC α={args.alpha:g}"
+                label = "VAE" if model == "vae" else f"VSC α={args.alpha:g} (sparse codes)"
                 ax.plot(lat, 100 * np.array(acc), style, label=label)
+        points = [(lat, results[key(dataset, "vsc", lat)]["probe_accuracy_slab_means"])
+                  for lat in args.latents
+                  if "probe_accuracy_slab_means" in results.get(key(dataset, "vsc", lat), {})]
+        if points:
+            lat, acc = zip(*points)
+            ax.plot(lat, 100 * np.array(acc), "s:", color="grey", alpha=0.7,
+                    label="VSC ungated μ (dense; diagnostic)")
         ax.axhline(100 * TARGET_ACCURACY[dataset], color="grey", ls="--", lw=1,
                    label=f"target at latent {TARGET_LATENT}")
+        ax.set_ylim(top=max(ax.get_ylim()[1], 100 * TARGET_ACCURACY[dataset] + 1))
         ax.set_xscale("log")
         ax.set_xticks(args.latents)
         ax.set_xticklabels([str(lat) for lat in args.latents])
