@@ -54,17 +54,22 @@ MODELS = {
 }
 
 
-def build_model(name, image_size, latent_dim, hidden, steps):
-    """Higgins' 2D-shapes network (hidden = 1200) with ``name``'s objective."""
+def build_model(name, image_size, latent_dim, hidden, steps, architecture="mlp"):
+    """``name``'s objective on Higgins' 2D-shapes MLP (``hidden`` = 1200) or on disentanglement_lib's
+    conv net (``architecture="conv"``: 4x4 stride-2 convolutions 32-32-64-64, dense 256)."""
     class_name, options = MODELS[name]
     options = dict(options)
     image_shape = (image_size, image_size, 1)
     model_class = getattr(tfvae.models, class_name)
     params_per_latent = 3 if class_name == "VSC" else 2
-    encoder = mlp_encoder(image_shape, params_per_latent * latent_dim, hidden_units=(hidden, hidden),
-                          activation="relu")
-    decoder = mlp_decoder(latent_dim, image_shape, hidden_units=(hidden, hidden, hidden),
-                          activation="tanh")
+    if architecture == "conv":
+        encoder, decoder = tfvae.networks.build("conv", image_shape, params_per_latent * latent_dim,
+                                                latent_dim)
+    else:
+        encoder = mlp_encoder(image_shape, params_per_latent * latent_dim, hidden_units=(hidden, hidden),
+                              activation="relu")
+        decoder = mlp_decoder(latent_dim, image_shape, hidden_units=(hidden, hidden, hidden),
+                              activation="tanh")
     if "capacity_max" in options:
         options["capacity_steps"] = max(1, int(0.8 * steps))
     if class_name == "VSC":
@@ -90,7 +95,7 @@ class Progress(keras.callbacks.Callback):
 
 def run_model(name, args, shapes, test_images, out):
     keras.utils.set_random_seed(args.seed)
-    model = build_model(name, args.image_size, args.latent_dim, args.hidden, args.steps)
+    model = build_model(name, args.image_size, args.latent_dim, args.hidden, args.steps, args.architecture)
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate), jit_compile=True)
     train = tfvae.data.load("shapes2d", "train", batch_size=args.batch_size, shuffle=True,
                             seed=args.seed, limit=args.train_size, drop_remainder=True,
@@ -151,7 +156,9 @@ def main(argv=None):
     parser.add_argument("--train-size", type=int, default=100_000, help="training images, a random subset of the grid")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
-    parser.add_argument("--hidden", type=int, default=1200, help="hidden width (Higgins: 1200)")
+    parser.add_argument("--architecture", choices=["mlp", "conv"], default="mlp",
+                        help="mlp: Higgins' 1200-1200 / 1200-1200-1200; conv: disentanglement_lib's conv net")
+    parser.add_argument("--hidden", type=int, default=1200, help="MLP hidden width (Higgins: 1200)")
     parser.add_argument("--latent-dim", type=int, default=10)
     parser.add_argument("--metric-scale", type=float, default=0.1,
                         help="fraction of disentanglement_lib's sample counts (default 0.1)")
