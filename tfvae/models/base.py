@@ -296,11 +296,7 @@ class VariationalModel(keras.Model):
         return {"code_mean": q.mean(), "code_scale": q.stddev()}
 
     def _as_images(self, images):
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank is not None and tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"images must have shape [batch, {', '.join(map(str, self.image_shape))}], "
-                             f"got {images.shape}")
-        return images
+        return as_images(images, self.image_shape)
 
     # -------------------------------------------------------------------------- saving
 
@@ -326,6 +322,15 @@ class VariationalModel(keras.Model):
         if isinstance(config.get("likelihood"), dict):
             config["likelihood"] = keras.saving.deserialize_keras_object(config["likelihood"])
         return cls(**config)
+
+
+def as_images(images, image_shape):
+    """``images`` as a float32 tensor, checked to be ``[batch, *image_shape]``."""
+    images = tf.convert_to_tensor(images, tf.float32)
+    if images.shape.rank is not None and tuple(images.shape[1:]) != tuple(image_shape):
+        raise ValueError(f"images must have shape [batch, {', '.join(map(str, image_shape))}], "
+                         f"got {images.shape}")
+    return images
 
 
 def _images_of(data):

@@ -74,6 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae.models.base import as_images
 from tfvae.networks._checks import check_shape
 
 #: the metric's pixel units: 255 × the [0, 1] values (as tfvae.evaluation.reconstruction)
@@ -394,11 +395,7 @@ class LLGAE(keras.Model):
         return self.decode(components, coefficients, image_mean)
 
     def _as_images(self, images):
-        images = tf.convert_to_tensor(images, tf.float32)
-        if images.shape.rank is not None and tuple(images.shape[1:]) != self.image_shape:
-            raise ValueError(f"images must have shape [batch, {', '.join(map(str, self.image_shape))}], "
-                             f"got {images.shape}")
-        return images
+        return as_images(images, self.image_shape)
 
     # -------------------------------------------------------------------------- saving
 
