@@ -187,12 +187,14 @@ def _build_model(settings, image_shape):
     return cls(image_shape=image_shape, latent_dim=settings["latent_dim"], **kwargs)
 
 
-def _datasets(settings, data_dir, split=None):
+def _datasets(settings, data_dir, split=None, with_train=True):
     from tfvae import data
 
     info = data.info(settings["dataset"])
+    # evaluate and plot need no training split (shapes2d would render all 727,280 images for it)
     train = data.load(settings["dataset"], "train", data_dir=data_dir, batch_size=settings["batch_size"],
-                      shuffle=True, seed=settings["seed"], binarize=settings["binarize"], limit=settings["limit"])
+                      shuffle=True, seed=settings["seed"], binarize=settings["binarize"],
+                      limit=settings["limit"]) if with_train else None
     held_out = split or ("valid" if "valid" in info.splits else "test")
     evaluation = data.load(settings["dataset"], held_out, data_dir=data_dir, batch_size=500,
                            binarize="threshold" if settings["binarize"] else None)
@@ -318,7 +320,7 @@ def cmd_evaluate(args):
     from tfvae import evaluation
 
     model, settings = _load_run(args.run_dir)
-    _, _, held_out = _datasets(settings, args.data_dir, split=args.split)
+    _, _, held_out = _datasets(settings, args.data_dir, split=args.split, with_train=False)
     metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir,
                                         **_evaluation_options(args))
     previous = args.run_dir / "metrics.json"
@@ -331,7 +333,7 @@ def cmd_evaluate(args):
 
 def cmd_plot(args):
     model, settings = _load_run(args.run_dir)
-    _, _, held_out = _datasets(settings, args.data_dir)
+    _, _, held_out = _datasets(settings, args.data_dir, with_train=False)
     which = {name for name in ("reconstructions", "samples", "traversals", "kl") if getattr(args, name)} or None
     metrics_path = args.run_dir / "metrics.json"
     kl = json.loads(metrics_path.read_text()).get("kl_per_dimension") if metrics_path.exists() else None
