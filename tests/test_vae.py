@@ -1,5 +1,7 @@
 """VAE and β-VAE: the objective against independent computations, training, saving, bad input."""
 
+import warnings
+
 import keras
 import numpy as np
 import pytest
@@ -253,6 +255,22 @@ def test_bad_training_images_fail_with_a_clear_message(digits, bad, message):
     model.compile(optimizer="adam")
     with pytest.raises(tf.errors.InvalidArgumentError, match=message):
         model.fit(_dataset(images), epochs=1, verbose=0)
+
+
+def test_compiling_with_xla_warns_that_the_input_checks_are_dropped(digits):
+    images, _ = digits
+    images = images[:64].copy()
+    images[3, 2, 2, 0] = np.nan
+    model = _small()
+    with pytest.warns(UserWarning, match="validate_inputs=True has no effect under jit_compile=True"):
+        model.compile(optimizer="adam", jit_compile=True)
+    # the reason for the warning: XLA drops the assertion, so the NaN batch trains silently
+    model.fit(_dataset(images), epochs=1, verbose=0)
+    unchecked = _small(validate_inputs=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unchecked.compile(optimizer="adam", jit_compile=True)
+        _small().compile(optimizer="adam", jit_compile=False)
 
 
 def test_wrong_image_and_code_shapes_are_named():

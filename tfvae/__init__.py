@@ -5,7 +5,7 @@ reject bad arguments before TensorFlow starts::
 
     import tfvae
     train = tfvae.data.load("digits", "train", batch_size=64, shuffle=True, seed=0)
-    model = tfvae.models.VAE(input_shape=(8, 8, 1), latent_dim=8)
+    model = tfvae.models.VAE(image_shape=(8, 8, 1), latent_dim=8)
     model.compile(optimizer="adam")
     model.fit(train, epochs=5)
 """

@@ -15,6 +15,7 @@ sample axes first (``[K, batch, ...]``).
 """
 
 import collections
+import warnings
 
 import keras
 import numpy as np
@@ -68,7 +69,9 @@ class VariationalModel(keras.Model):
         ``[batch, H, W, C]`` to ``[batch, posterior_params_per_latent() * latent_dim]``, the
         decoder maps ``[batch, latent_dim]`` to the likelihood's parameters shaped like the image.
       validate_inputs: check in the graph that training images are finite (and in [0, 1] for the
-        Bernoulli likelihood), failing with a clear message instead of a NaN loss.
+        Bernoulli likelihood), failing with a clear message instead of a NaN loss. XLA drops
+        assertion ops, so under ``compile(jit_compile=True)`` the checks do not run (compile
+        warns); check the data beforehand or compile without XLA to keep them.
     """
 
     #: metric names reported by train_step / test_step, in progress-bar order
@@ -188,6 +191,10 @@ class VariationalModel(keras.Model):
         return ObjectiveValue(loss=-elbo, metrics=dict(elbo=elbo, reconstruction=reconstruction, kl=kl))
 
     # ------------------------------------------------------------------- Keras training loop
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        warn_if_checks_dropped(self)
 
     @property
     def metrics(self):
@@ -322,6 +329,16 @@ class VariationalModel(keras.Model):
         if isinstance(config.get("likelihood"), dict):
             config["likelihood"] = keras.saving.deserialize_keras_object(config["likelihood"])
         return cls(**config)
+
+
+def warn_if_checks_dropped(model):
+    """Warn after ``compile`` when XLA would silently drop ``model``'s in-graph input checks."""
+    if model.validate_inputs and model.jit_compile is True:
+        warnings.warn(
+            f"{type(model).__name__}: validate_inputs=True has no effect under jit_compile=True "
+            "(XLA drops assertion ops), so NaN, Inf or out-of-range pixels will not be reported; "
+            "check the data beforehand, or compile with jit_compile=False to keep the checks",
+            stacklevel=3)
 
 
 def as_images(images, image_shape):

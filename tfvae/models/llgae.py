@@ -74,7 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.models.base import as_images
+from tfvae.models.base import as_images, warn_if_checks_dropped
 from tfvae.networks._checks import check_shape
 
 #: the metric's pixel units: 255 × the [0, 1] values (as tfvae.evaluation.reconstruction)
@@ -134,7 +134,8 @@ class LLGAE(keras.Model):
       mean_initial_scale: standard deviation of the normal initial entries of every μ_k.
       seed: seed of the initial values (None: Keras' global seed, see
         ``keras.utils.set_random_seed``).
-      validate_inputs: check in the graph that training images are finite and in [0, 1].
+      validate_inputs: check in the graph that training images are finite and in [0, 1] (not
+        under ``jit_compile=True``: XLA drops assertion ops; compile warns).
 
     Metrics: ``loss`` (the squared residual ‖x − μ_k* − W_k* b‖², summed over pixels, in model
     units) and ``reconstruction_error`` (``"centered_l2_255"``).
@@ -278,6 +279,10 @@ class LLGAE(keras.Model):
         return np.bincount(kmeans.labels_, minlength=self.components)
 
     # ------------------------------------------------------------------- Keras training loop
+
+    def compile(self, *args, **kwargs):
+        super().compile(*args, **kwargs)
+        warn_if_checks_dropped(self)
 
     @property
     def metrics(self):
