@@ -417,8 +417,10 @@ def test_bad_calls_are_named():
     model.compile(optimizer="sgd")
     with pytest.raises(tf.errors.InvalidArgumentError, match="pixel values in \\[0, 1\\]; got values above 1"):
         model.fit(np.full((4, 4, 4, 1), 255.0, np.float32), epochs=1, verbose=0)
+    xla = _model()
+    xla.compile(optimizer="sgd", jit_compile=True)
     with pytest.warns(UserWarning, match="validate_inputs=True has no effect under jit_compile=True"):
-        _model().compile(optimizer="sgd", jit_compile=True)
+        xla.fit(np.full((4, 4, 4, 1), 0.5, np.float32), epochs=1, verbose=0)
 
 
 @pytest.mark.parametrize("args,message", [

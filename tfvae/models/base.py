@@ -70,7 +70,7 @@ class VariationalModel(keras.Model):
         decoder maps ``[batch, latent_dim]`` to the likelihood's parameters shaped like the image.
       validate_inputs: check in the graph that training images are finite (and in [0, 1] for the
         Bernoulli likelihood), failing with a clear message instead of a NaN loss. XLA drops
-        assertion ops, so under ``compile(jit_compile=True)`` the checks do not run (compile
+        assertion ops, so under ``compile(jit_compile=True)`` the checks do not run (``fit``
         warns); check the data beforehand or compile without XLA to keep them.
     """
 
@@ -192,9 +192,11 @@ class VariationalModel(keras.Model):
 
     # ------------------------------------------------------------------- Keras training loop
 
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
+    def make_train_function(self, force=False):
+        # here rather than in compile(): Keras restores the compile state of saved models only
+        # for models that do not override compile()
         warn_if_checks_dropped(self)
+        return super().make_train_function(force)
 
     @property
     def metrics(self):
@@ -332,7 +334,7 @@ class VariationalModel(keras.Model):
 
 
 def warn_if_checks_dropped(model):
-    """Warn after ``compile`` when XLA would silently drop ``model``'s in-graph input checks."""
+    """Warn, as training starts, when XLA would silently drop ``model``'s in-graph input checks."""
     if model.validate_inputs and model.jit_compile is True:
         warnings.warn(
             f"{type(model).__name__}: validate_inputs=True has no effect under jit_compile=True "

@@ -135,7 +135,7 @@ class LLGAE(keras.Model):
       seed: seed of the initial values (None: Keras' global seed, see
         ``keras.utils.set_random_seed``).
       validate_inputs: check in the graph that training images are finite and in [0, 1] (not
-        under ``jit_compile=True``: XLA drops assertion ops; compile warns).
+        under ``jit_compile=True``: XLA drops assertion ops; ``fit`` warns).
 
     Metrics: ``loss`` (the squared residual ‖x − μ_k* − W_k* b‖², summed over pixels, in model
     units) and ``reconstruction_error`` (``"centered_l2_255"``).
@@ -280,9 +280,11 @@ class LLGAE(keras.Model):
 
     # ------------------------------------------------------------------- Keras training loop
 
-    def compile(self, *args, **kwargs):
-        super().compile(*args, **kwargs)
+    def make_train_function(self, force=False):
+        # here rather than in compile(): Keras restores the compile state of saved models only
+        # for models that do not override compile()
         warn_if_checks_dropped(self)
+        return super().make_train_function(force)
 
     @property
     def metrics(self):
