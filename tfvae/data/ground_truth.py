@@ -342,31 +342,12 @@ def _read_dsprites_npz(path, size, mtime_ns, factor_sizes):
 def _dsprites_from_tfds(looked, factor_sizes):
     from tfvae.data import sources
 
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        looked.append("tensorflow-datasets: not installed")
+    builder = sources.prepared_tfds_builder(DSPRITES_TFDS, DSPRITES_HOST, looked)
+    if builder is None:
         return None
-    tfds_dir = os.environ.get("TFDS_DATA_DIR") or None
-    try:
-        with sources._quiet_absl():
-            builder = tfds.builder(DSPRITES_TFDS, data_dir=tfds_dir)
-            prepared = builder.is_prepared()
-    except Exception as exc:  # noqa: BLE001 - any tfds failure means "not from tfds", said in the error
-        looked.append(f"tensorflow-datasets {DSPRITES_TFDS!r}: unusable ({type(exc).__name__}: {exc})")
-        return None
+    import tensorflow_datasets as tfds
+
     where = f"tensorflow-datasets {DSPRITES_TFDS!r} in {builder.data_dir}"
-    if not prepared:
-        host, port = DSPRITES_HOST
-        if not sources.network_available(host, port):
-            looked.append(f"{where}: not prepared, and {host}:{port} is unreachable, so it cannot "
-                          "be downloaded (no network)")
-            return None
-        try:
-            builder.download_and_prepare()
-        except Exception as exc:  # noqa: BLE001 - reported in the DataNotFoundError message
-            looked.append(f"{where}: download failed ({type(exc).__name__}: {exc})")
-            return None
     names = ("label_shape", "label_scale", "label_orientation", "label_x_position", "label_y_position")
     value_names = ("value_shape", "value_scale", "value_orientation", "value_x_position",
                    "value_y_position")

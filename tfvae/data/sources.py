@@ -128,22 +128,31 @@ def _read_files(name, stats):
 
 def _from_tfds(spec, split, looked):
     """The split from tensorflow-datasets, or None (with the reason appended to ``looked``)."""
+    builder = prepared_tfds_builder(spec.tfds_name, spec.download_host, looked)
+    if builder is None:
+        return None
+    return _tfds_arrays(spec.info.name, split, builder.data_dir, os.environ.get("TFDS_DATA_DIR") or None)
+
+
+def prepared_tfds_builder(name, download_host, looked):
+    """The tensorflow-datasets builder of ``name`` (in ``TFDS_DATA_DIR`` if set), prepared, and
+    downloaded first if ``download_host`` ``(host, port)`` is reachable; or None, with the reason
+    appended to ``looked``."""
     try:
         import tensorflow_datasets as tfds
     except ImportError:
         looked.append("tensorflow-datasets: not installed")
         return None
-    tfds_dir = os.environ.get("TFDS_DATA_DIR") or None
     try:
         with _quiet_absl():  # tfds warns about every absent version folder; the outcome is said below
-            builder = tfds.builder(spec.tfds_name, data_dir=tfds_dir)
+            builder = tfds.builder(name, data_dir=os.environ.get("TFDS_DATA_DIR") or None)
             prepared = builder.is_prepared()
     except Exception as exc:  # noqa: BLE001 - any tfds failure means "not from tfds", said below
-        looked.append(f"tensorflow-datasets {spec.tfds_name!r}: unusable ({type(exc).__name__}: {exc})")
+        looked.append(f"tensorflow-datasets {name!r}: unusable ({type(exc).__name__}: {exc})")
         return None
-    where = f"tensorflow-datasets {spec.tfds_name!r} in {builder.data_dir}"
     if not prepared:
-        host, port = spec.download_host
+        where = f"tensorflow-datasets {name!r} in {builder.data_dir}"
+        host, port = download_host
         if not network_available(host, port):
             looked.append(f"{where}: not prepared, and {host}:{port} is unreachable, so it "
                           "cannot be downloaded (no network)")
@@ -153,7 +162,7 @@ def _from_tfds(spec, split, looked):
         except Exception as exc:  # noqa: BLE001 - reported in the DataNotFoundError message
             looked.append(f"{where}: download failed ({type(exc).__name__}: {exc})")
             return None
-    return _tfds_arrays(spec.info.name, split, builder.data_dir, tfds_dir)
+    return builder
 
 
 @contextlib.contextmanager
