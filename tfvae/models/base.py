@@ -14,44 +14,20 @@ Shapes: images ``[batch, H, W, C]`` float32 in [0, 1]; codes ``[batch, latent_di
 sample axes first (``[K, batch, ...]``).
 """
 
-import collections
-import warnings
-
 import keras
 import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import networks
-from tfvae.networks._checks import check_shape
+from tfvae import networks, validation
 from tfvae.models import likelihoods
+from tfvae.models.training import ObjectiveValue, TrainingLoop
+from tfvae.networks._checks import check_shape
 
 tfd = tfp.distributions
 
 
-class ObjectiveValue(collections.namedtuple("ObjectiveValue", ["loss", "metrics", "surrogates"])):
-    """What :meth:`VariationalModel.compute_objective` returns.
-
-    Attributes:
-      loss: per-example loss ``[batch]`` (the negative objective), reported as ``loss``.
-      metrics: dict of name -> per-example values ``[batch]``, averaged by keras.metrics.Mean.
-      surrogates: ``None`` when the gradient of ``loss`` trains every variable; otherwise a dict
-        ``{"encoder": per-example loss, "decoder": per-example loss}`` whose gradients train only
-        that group's variables (for estimators such as PIWAE that give the encoder and the decoder
-        different objectives from the same samples).
-    """
-
-    def __new__(cls, loss, metrics, surrogates=None):
-        return super().__new__(cls, loss, metrics, surrogates)
-
-
-def _check_positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-class VariationalModel(keras.Model):
+class VariationalModel(TrainingLoop):
     """Base class: an encoder giving q(z|x), a decoder giving p(x|z), a prior p(z).
 
     Subclasses override :meth:`compute_objective` (and, for other latent families,
@@ -68,10 +44,10 @@ class VariationalModel(keras.Model):
       encoder, decoder: your own Keras models instead of a named architecture. The encoder maps
         ``[batch, H, W, C]`` to ``[batch, posterior_params_per_latent() * latent_dim]``, the
         decoder maps ``[batch, latent_dim]`` to the likelihood's parameters shaped like the image.
-      validate_inputs: check in the graph that training images are finite (and in [0, 1] for the
-        Bernoulli likelihood), failing with a clear message instead of a NaN loss. XLA drops
-        assertion ops, so under ``compile(jit_compile=True)`` the checks do not run (``fit``
-        warns); check the data beforehand or compile without XLA to keep them.
+      validate_inputs: check that the data given to ``fit`` and ``evaluate`` are finite and in
+        the likelihood's support (e.g. [0, 1] for the Bernoulli), failing with a clear message
+        instead of a NaN loss; the checks run outside the compiled step (see
+        :mod:`tfvae.models.training`), so they hold under XLA too.
     """
 
     #: metric names reported by train_step / test_step, in progress-bar order
@@ -80,15 +56,14 @@ class VariationalModel(keras.Model):
     def __init__(self, image_shape, latent_dim, architecture="mlp", likelihood="bernoulli",
                  observation_scale=0.1, network_options=None, encoder=None, decoder=None,
                  validate_inputs=True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(validate_inputs=validate_inputs, **kwargs)
         self.image_shape = check_shape("image_shape", image_shape)
-        self.latent_dim = _check_positive_int("latent_dim", latent_dim)
+        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
         if architecture not in networks.ARCHITECTURES:
             raise ValueError(f"unknown architecture {architecture!r}; "
                              f"expected one of {sorted(networks.ARCHITECTURES)}")
         self.architecture = architecture
         self.network_options = dict(network_options or {})
-        self.validate_inputs = bool(validate_inputs)
         self.observation_scale = float(observation_scale)
         self.likelihood_name = likelihood if isinstance(likelihood, str) else None
         self.likelihood_layer = likelihoods.get(likelihood, observation_scale)
@@ -104,7 +79,6 @@ class VariationalModel(keras.Model):
         self.encoder, self.decoder = encoder, decoder
         self._check_networks()
         self.prior = self.make_prior()
-        self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
         self.built = True
 
     def _check_networks(self):
@@ -139,14 +113,19 @@ class VariationalModel(keras.Model):
 
     def posterior(self, images, training=False):
         """q(z|x) as a tfd distribution with batch shape ``[batch]``, event shape ``[latent]``."""
-        return self.posterior_from_params(self.encoder(images, training=training))
+        return self.posterior_from_params(self.encode_params(images, training=training))
+
+    def encode_params(self, images, training=False):
+        """The encoder's raw output ``[batch, P]`` in float32 (whatever the networks' compute
+        dtype under mixed precision: distributions and objectives work in float32)."""
+        return tf.cast(self.encoder(images, training=training), tf.float32)
 
     def likelihood(self, codes, training=False):
         """p(x|z) for codes with any leading axes ``[..., latent]``; event shape ``[H, W, C]``."""
         codes = tf.convert_to_tensor(codes, tf.float32)
         leading = tf.shape(codes)[:-1]
         flat = tf.reshape(codes, [-1, self.latent_dim])
-        params = self.decoder(flat, training=training)
+        params = tf.cast(self.decoder(flat, training=training), tf.float32)
         params = tf.reshape(params, tf.concat([leading, tf.shape(params)[1:]], axis=0))
         return self.likelihood_layer.distribution(params)
 
@@ -163,19 +142,21 @@ class VariationalModel(keras.Model):
             z = q.sample()
             return q.log_prob(z) - p.log_prob(z)
 
-    def log_weights(self, images, num_samples=1, stop_posterior_gradient=False):
+    def log_weights(self, images, num_samples=1, stop_posterior_gradient=False, training=False, seed=None):
         """Importance log-weights ``log p(x|z) + log p(z) − log q(z|x)``, ``[num_samples, batch]``.
 
         With ``stop_posterior_gradient`` the log q(z|x) term is evaluated with the encoder's
         parameters held constant while z stays reparameterised, as doubly reparameterised
-        gradient estimators (DReG) need.
+        gradient estimators (DReG) need. ``training`` reaches both networks; ``seed`` (a
+        ``[2]`` int tensor) makes the draw stateless.
         """
-        params = self.encoder(images, training=True)
+        params = self.encode_params(images, training=training)
         q = self.posterior_from_params(params)
-        z = q.sample(num_samples)
+        z = q.sample(num_samples, seed=seed)
         if stop_posterior_gradient:
             q = self.posterior_from_params(tf.stop_gradient(params))
-        return self.likelihood(z).log_prob(images) + self.prior.log_prob(z) - q.log_prob(z)
+        return (self.likelihood(z, training=training).log_prob(images) + self.prior.log_prob(z)
+                - q.log_prob(z))
 
     # ------------------------------------------------------------------------ the objective
 
@@ -190,17 +171,7 @@ class VariationalModel(keras.Model):
         elbo = reconstruction - kl
         return ObjectiveValue(loss=-elbo, metrics=dict(elbo=elbo, reconstruction=reconstruction, kl=kl))
 
-    # ------------------------------------------------------------------- Keras training loop
-
-    def make_train_function(self, force=False):
-        # here rather than in compile(): Keras restores the compile state of saved models only
-        # for models that do not override compile()
-        warn_if_checks_dropped(self)
-        return super().make_train_function(force)
-
-    @property
-    def metrics(self):
-        return list(self._trackers)
+    # ----------------------------------------------------------- the shared training loop
 
     def variable_groups(self):
         """Trainable variables by role; ``surrogates`` in an ObjectiveValue name these groups."""
@@ -209,59 +180,33 @@ class VariationalModel(keras.Model):
         return {"encoder": encoder,
                 "decoder": [v for v in self.trainable_variables if id(v) not in encoder_ids]}
 
-    def train_step(self, data):
-        images = self._check_batch(_images_of(data))
-        surrogate_groups = None
-        with tf.GradientTape(persistent=True) as tape:
-            result = self.compute_objective(images, training=True)
-            # Sum over the replica's examples divided by the *global* batch, so that the gradients
-            # that MirroredStrategy sums over replicas equal the single-device mean.
-            loss = tf.nn.compute_average_loss(result.loss)
-            if self.losses:
-                loss += tf.nn.scale_regularization_loss(tf.add_n(self.losses))
-            if result.surrogates is not None:
-                surrogate_groups = {name: tf.nn.compute_average_loss(value)
-                                    for name, value in result.surrogates.items()}
-        if surrogate_groups is None:
-            variables = self.trainable_variables
-            gradients = tape.gradient(loss, variables)
-        else:
-            groups = self.variable_groups()
-            variables, gradients = [], []
-            for name, surrogate in surrogate_groups.items():
-                variables += groups[name]
-                gradients += tape.gradient(surrogate, groups[name])
-        del tape
-        self.optimizer.apply(gradients, variables)
-        return self._update_trackers(result)
+    def prepare_inputs(self, inputs):
+        return as_images(inputs, self.image_shape)
 
-    def test_step(self, data):
-        images = self._check_batch(_images_of(data))
-        return self._update_trackers(self.compute_objective(images, training=False))
+    def data_requirements(self):
+        """Finite values, and the likelihood's support (e.g. [0, 1] for the Bernoulli)."""
+        requirements = super().data_requirements()
+        layer = self.likelihood_layer
+        name = type(layer).__name__
+        support = getattr(layer, "support", "unit-interval" if layer.requires_unit_interval else "real")
+        if support in ("binary", "unit-interval"):
+            requirements += [("min:0", f"{name} needs values in [0, 1]; got values below 0"),
+                             ("max:1", f"{name} needs values in [0, 1]; got values above 1")]
+        elif support == "counts":
+            requirements += [("min:0", f"{name} needs counts (integers >= 0); got negative values"),
+                             ("integer", f"{name} needs counts (integers >= 0); got non-integer values")]
+        return requirements
 
-    def _update_trackers(self, result):
-        values = dict(result.metrics, loss=result.loss)
-        for tracker in self._trackers:
-            if tracker.name in values:
-                tracker.update_state(values[tracker.name])
-        return {tracker.name: tracker.result() for tracker in self._trackers}
-
-    def _check_batch(self, images):
-        images = tf.convert_to_tensor(images)
-        if images.dtype != tf.float32:
-            images = tf.cast(images, tf.float32)
-        if not self.validate_inputs:
-            return images
-        checks = [tf.debugging.assert_all_finite(images, "tfvae: the images contain NaN or Inf")]
-        if self.likelihood_layer.requires_unit_interval:
-            checks.append(tf.debugging.assert_greater_equal(
-                tf.reduce_min(images), 0.0,
-                message="tfvae: the Bernoulli likelihood needs pixel values in [0, 1]; got values below 0"))
-            checks.append(tf.debugging.assert_less_equal(
-                tf.reduce_max(images), 1.0,
-                message="tfvae: the Bernoulli likelihood needs pixel values in [0, 1]; got values above 1"))
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
+    def data_warnings(self, sample):
+        """A Bernoulli likelihood on grey levels is not a normalised density (REFERENCES §6)."""
+        if getattr(self.likelihood_layer, "support", None) == "binary" and sample.size \
+                and np.any((sample != 0) & (sample != 1)):
+            return ["the Bernoulli likelihood is a density for binary data, but the data hold grey "
+                    "levels between 0 and 1, so its log-likelihood is not a normalised density: "
+                    "binarise the data (tfvae.data.load(..., binarize='dynamic') for training, "
+                    "'threshold' or one seeded draw for evaluation) or use "
+                    "likelihood='continuous-bernoulli'"]
+        return []
 
     def call(self, images, training=False):
         """The reconstruction mean E[x | z = E_q[z]] (what ``model(images)`` returns)."""
@@ -291,7 +236,7 @@ class VariationalModel(keras.Model):
 
         An integer ``seed`` makes the draw stateless: the same seed gives the same images.
         """
-        num_samples = _check_positive_int("num_samples", num_samples)
+        num_samples = validation.positive_int("num_samples", num_samples)
         if isinstance(seed, (int, np.integer)):
             seed = tf.constant([0, int(seed)], tf.int32)
         return self.decode(self.prior.sample(num_samples, seed=seed))
@@ -333,16 +278,6 @@ class VariationalModel(keras.Model):
         return cls(**config)
 
 
-def warn_if_checks_dropped(model):
-    """Warn, as training starts, when XLA would silently drop ``model``'s in-graph input checks."""
-    if model.validate_inputs and model.jit_compile is True:
-        warnings.warn(
-            f"{type(model).__name__}: validate_inputs=True has no effect under jit_compile=True "
-            "(XLA drops assertion ops), so NaN, Inf or out-of-range pixels will not be reported; "
-            "check the data beforehand, or compile with jit_compile=False to keep the checks",
-            stacklevel=3)
-
-
 def as_images(images, image_shape):
     """``images`` as a float32 tensor, checked to be ``[batch, *image_shape]``."""
     images = tf.convert_to_tensor(images, tf.float32)
@@ -350,13 +285,6 @@ def as_images(images, image_shape):
         raise ValueError(f"images must have shape [batch, {', '.join(map(str, image_shape))}], "
                          f"got {images.shape}")
     return images
-
-
-def _images_of(data):
-    """Images from what a tf.data pipeline yields: ``x``, ``(x, y)`` or ``(x, y, w)``."""
-    if isinstance(data, (tuple, list)):
-        return data[0]
-    return data
 
 
 def _per_dimension(distribution):

@@ -55,9 +55,10 @@ class _ImportanceWeighted(VariationalModel):
         """M · K, the draws from q(z|x) per example and step."""
         return self.num_estimates * self.num_samples
 
-    def _log_weights(self, images):
+    def _log_weights(self, images, training):
         """``[M*K, batch]``; with DReG, log q is evaluated at stopped posterior parameters."""
-        return self.log_weights(images, self.total_samples, stop_posterior_gradient=self.dreg)
+        return self.log_weights(images, self.total_samples, stop_posterior_gradient=self.dreg,
+                                training=training)
 
     def _common_metrics(self, log_weights):
         return dict(elbo=objectives.elbo(log_weights),
@@ -94,7 +95,7 @@ class IWAE(_ImportanceWeighted):
         super().__init__(image_shape, latent_dim, num_samples=num_samples, dreg=dreg, **kwargs)
 
     def compute_objective(self, images, training=False):
-        log_weights = self._log_weights(images)
+        log_weights = self._log_weights(images, training)
         bound = objectives.iwae(log_weights)
         surrogates = None
         if self.dreg:
@@ -134,7 +135,7 @@ class MIWAE(_ImportanceWeighted):
                          dreg=dreg, **kwargs)
 
     def compute_objective(self, images, training=False):
-        log_weights = self._log_weights(images)
+        log_weights = self._log_weights(images, training)
         bound = objectives.miwae(log_weights, self.num_estimates)
         surrogates = None
         if self.dreg:
@@ -173,7 +174,7 @@ class CIWAE(_ImportanceWeighted):
         super().__init__(image_shape, latent_dim, num_samples=num_samples, **kwargs)
 
     def compute_objective(self, images, training=False):
-        log_weights = self._log_weights(images)
+        log_weights = self._log_weights(images, training)
         bound = objectives.ciwae(log_weights, self.beta)
         metrics = dict(self._common_metrics(log_weights), ciwae=bound, iwae=objectives.iwae(log_weights))
         return ObjectiveValue(loss=-bound, metrics=metrics)
@@ -214,7 +215,7 @@ class PIWAE(_ImportanceWeighted):
                          dreg=dreg, **kwargs)
 
     def compute_objective(self, images, training=False):
-        log_weights = self._log_weights(images)
+        log_weights = self._log_weights(images, training)
         bounds = objectives.piwae(log_weights, self.num_estimates)
         encoder_objective = (objectives.dreg_surrogate(log_weights, self.num_estimates)
                              if self.dreg else bounds["encoder"])

@@ -74,7 +74,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae.models.base import as_images, warn_if_checks_dropped
+from tfvae.models.base import as_images
+from tfvae.models.training import ObjectiveValue, TrainingLoop
 from tfvae.networks._checks import check_shape
 
 #: the metric's pixel units: 255 × the [0, 1] values (as tfvae.evaluation.reconstruction)
@@ -93,7 +94,7 @@ class LLGAECode(collections.namedtuple("LLGAECode", ["components", "coefficients
 
 
 class Objective(collections.namedtuple("Objective", ["loss", "reconstruction_error", "components", "coefficients"])):
-    """What :meth:`LLGAE.compute_objective` returns, per image ``[batch, ...]``.
+    """What :meth:`LLGAE.assign` returns, per image ``[batch, ...]``.
 
     Attributes:
       loss: the squared residual of the chosen component, ‖x − μ_k* − W_k* b(k*, T)‖² summed
@@ -115,7 +116,7 @@ class Inference(collections.namedtuple("Inference", ["coefficients", "squared_re
 
 
 @keras.saving.register_keras_serializable("tfvae")
-class LLGAE(keras.Model):
+class LLGAE(TrainingLoop):
     """Locally linear generative autoencoder (see the module docstring for the method).
 
     Args:
@@ -134,8 +135,8 @@ class LLGAE(keras.Model):
       mean_initial_scale: standard deviation of the normal initial entries of every μ_k.
       seed: seed of the initial values (None: Keras' global seed, see
         ``keras.utils.set_random_seed``).
-      validate_inputs: check in the graph that training images are finite and in [0, 1] (not
-        under ``jit_compile=True``: XLA drops assertion ops; ``fit`` warns).
+      validate_inputs: check that the images given to ``fit`` and ``evaluate`` are finite and in
+        [0, 1] (outside the compiled step, see :mod:`tfvae.models.training`).
 
     Metrics: ``loss`` (the squared residual ‖x − μ_k* − W_k* b‖², summed over pixels, in model
     units) and ``reconstruction_error`` (``"centered_l2_255"``).
@@ -146,7 +147,7 @@ class LLGAE(keras.Model):
     def __init__(self, image_shape, latent_dim, components=11, inference_steps=5, step_size=0.01,
                  shrinkage=1.0, center_images=True, pixel_scale=1.0, basis_initial_scale=0.05,
                  mean_initial_scale=0.01, seed=None, validate_inputs=True, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(validate_inputs=validate_inputs, **kwargs)
         self.image_shape = check_shape("image_shape", image_shape)
         self.latent_dim = _positive_int("latent_dim", latent_dim)
         self.components = _positive_int("components", components)
@@ -160,7 +161,6 @@ class LLGAE(keras.Model):
             raise ValueError(f"seed must be an integer or None, got {seed!r}")
         self.seed = None if seed is None else int(seed)
         self.center_images = bool(center_images)
-        self.validate_inputs = bool(validate_inputs)
         self.pixels = int(np.prod(self.image_shape))
         # Two seeds from one, so that μ and W are not drawn from the same stream.
         seeds = (None, None) if self.seed is None else (2 * self.seed, 2 * self.seed + 1)
@@ -170,7 +170,6 @@ class LLGAE(keras.Model):
         self.bases = self.add_weight(
             name="bases", shape=(self.components, self.pixels, self.latent_dim),
             initializer=keras.initializers.RandomNormal(stddev=self.basis_initial_scale, seed=seeds[1]))
-        self._trackers = [keras.metrics.Mean(name=name) for name in self.metric_names]
         self.built = True
 
     # ------------------------------------------------------------------------ inference
@@ -206,7 +205,14 @@ class LLGAE(keras.Model):
         x, _ = self._model_inputs(self._as_images(images))
         return Inference(*self._infer(x))
 
-    def compute_objective(self, images):
+    def compute_objective(self, images, training=False):
+        """The shared training loop's objective: the squared residual of the chosen component
+        as ``loss`` and the ``reconstruction_error`` metric (inference has no training mode)."""
+        objective = self.assign(images)
+        return ObjectiveValue(loss=objective.loss,
+                              metrics=dict(reconstruction_error=objective.reconstruction_error))
+
+    def assign(self, images):
         """The training objective and the code, per image: an :class:`Objective`
         ``(loss, reconstruction_error, components, coefficients)`` (see its docstring)."""
         x, _ = self._model_inputs(images)
@@ -278,50 +284,15 @@ class LLGAE(keras.Model):
         self.bases.assign(bases)
         return np.bincount(kmeans.labels_, minlength=self.components)
 
-    # ------------------------------------------------------------------- Keras training loop
+    # ----------------------------------------------------------- the shared training loop
 
-    def make_train_function(self, force=False):
-        # here rather than in compile(): Keras restores the compile state of saved models only
-        # for models that do not override compile()
-        warn_if_checks_dropped(self)
-        return super().make_train_function(force)
+    def prepare_inputs(self, inputs):
+        return as_images(inputs, self.image_shape)
 
-    @property
-    def metrics(self):
-        return list(self._trackers)
-
-    def train_step(self, data):
-        images = self._check_batch(_images_of(data))
-        with tf.GradientTape() as tape:
-            loss, error, _, _ = self.compute_objective(images)
-            # Scaled by the *global* batch, so that MirroredStrategy's sum over replicas is the mean.
-            total = tf.nn.compute_average_loss(loss)
-        variables = self.trainable_variables
-        self.optimizer.apply(tape.gradient(total, variables), variables)
-        return self._update_trackers(loss, error)
-
-    def test_step(self, data):
-        loss, error, _, _ = self.compute_objective(self._check_batch(_images_of(data)))
-        return self._update_trackers(loss, error)
-
-    def _update_trackers(self, loss, error):
-        for tracker, value in zip(self._trackers, (loss, error)):
-            tracker.update_state(value)
-        return {tracker.name: tracker.result() for tracker in self._trackers}
-
-    def _check_batch(self, images):
-        images = tf.convert_to_tensor(images)
-        if images.dtype != tf.float32:
-            images = tf.cast(images, tf.float32)
-        if not self.validate_inputs:
-            return images
-        checks = [tf.debugging.assert_all_finite(images, "tfvae: the images contain NaN or Inf"),
-                  tf.debugging.assert_greater_equal(tf.reduce_min(images), 0.0,
-                                                    message="tfvae: LLGAE needs pixel values in [0, 1]; got values below 0"),
-                  tf.debugging.assert_less_equal(tf.reduce_max(images), 1.0,
-                                                 message="tfvae: LLGAE needs pixel values in [0, 1]; got values above 1")]
-        with tf.control_dependencies(checks):
-            return tf.identity(images)
+    def data_requirements(self):
+        return super().data_requirements() + [
+            ("min:0", "LLGAE needs pixel values in [0, 1]; got values below 0"),
+            ("max:1", "LLGAE needs pixel values in [0, 1]; got values above 1")]
 
     def call(self, images, training=False):
         """The reconstruction (what ``model(images)`` and ``model.predict`` return)."""
@@ -333,7 +304,7 @@ class LLGAE(keras.Model):
         """The code of each image: :class:`LLGAECode` ``(components [B] int32, coefficients
         [B, E], image_means [B])``."""
         images = self._as_images(images)
-        _, _, chosen, coefficients = self.compute_objective(images)
+        _, _, chosen, coefficients = self.assign(images)
         _, image_means = self._model_inputs(images)
         return LLGAECode(chosen, coefficients, image_means)
 
@@ -439,11 +410,6 @@ class LGAE(LLGAE):
         config = super().get_config()
         del config["components"]
         return config
-
-
-def _images_of(data):
-    """Images from what a tf.data pipeline yields: ``x``, ``(x, y)`` or ``(x, y, w)``."""
-    return data[0] if isinstance(data, (tuple, list)) else data
 
 
 def _positive_int(name, value):
