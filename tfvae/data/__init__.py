@@ -32,6 +32,9 @@ otherwise tensorflow-datasets is used (downloading where a network exists);
 :mod:`tfvae.data.sources` has the details. Missing data raises :class:`DataNotFoundError`,
 damaged files :class:`CorruptDataError`.
 
+Your own data (``.npy``, ``.npz``, ``.csv``, ``.tsv``, a folder of images): :func:`load_file`
+returns a :class:`UserData` with train/validation pipelines (:mod:`tfvae.data.user`).
+
 Example:
   >>> train = tfvae.data.load("mnist", "train", batch_size=100, shuffle=True, seed=0,
   ...                         binarize="dynamic")
@@ -48,6 +51,7 @@ from tfvae.data.errors import CorruptDataError, DataNotFoundError
 from tfvae.data.ground_truth import DSprites, FactorDataset
 from tfvae.data.shapes2d import Shapes2D
 from tfvae.data.pipeline import BINARIZE_MODES
+from tfvae.data.user import Standardization, UserData, load_file
 
 
 def available():
@@ -181,3 +185,4 @@ def _optional_int(what, value, minimum):
 __all__ = ["BINARIZE_MODES", "CorruptDataError", "DATASETS", "DataNotFoundError", "DatasetInfo",
            "available", "info", "load", "load_arrays"]
 __all__ += ["DSprites", "FactorDataset", "Shapes2D", "factors"]
+__all__ += ["Standardization", "UserData", "load_file"]
