@@ -37,9 +37,12 @@ def write_png(path, pixels):
 
 
 def error_of(exception, path, **kwargs):
+    """The message of the ``exception`` that loading ``path`` raises: always a single line."""
     with pytest.raises(exception) as info:
         load_file(path, **kwargs)
-    return str(info.value)
+    message = str(info.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
 
 
 @pytest.fixture(scope="module")
@@ -172,6 +175,9 @@ def test_image_folder_with_class_sub_folders(tmp_path):
     np.testing.assert_array_equal(y, [0] * 4 + [1] * 4)
     assert loaded.suggested_likelihood == "continuous-bernoulli"
     assert any("README.txt" in note for note in loaded.notes)
+    batch_x, batch_y = next(iter(loaded.datasets(8, shuffle=False)[0]))   # uint8 pixels / 255
+    np.testing.assert_allclose(batch_x, expected, rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(batch_y, y)
 
 
 def test_image_folder_binary_without_classes(tmp_path):
@@ -222,6 +228,11 @@ def test_bad_table_cells_name_row_and_column(tmp_path):
     assert error_of(CorruptDataError, path) == f"{path}: row 3 has 2 fields, expected 3 (as in row 1)"
     path.write_text("x,y\n1,2\n3,inf\n")
     assert error_of(CorruptDataError, path) == f"{path}: row 3, column 2 ('y') is inf, not a finite number"
+    path.write_text("1,oops,3\n4,5,6\n")                       # a typo in row 1 is no header
+    assert error_of(CorruptDataError, path) == f"{path}: row 1, column 2 is 'oops', not a number"
+    path.write_text("a,b\n1,1e300\n")
+    assert error_of(CorruptDataError, path) == (
+        f"{path}: row 2, column 2 ('b') is 1e+300, beyond float32's range (±3.4e38)")
     path.write_text("x\ty\n1\tnan\n")
     path = path.rename(tmp_path / "bad.tsv")
     assert "row 2, column 2 ('y') is nan" in error_of(CorruptDataError, path)
@@ -299,7 +310,8 @@ def test_bad_image_folders(tmp_path):
 def test_errors_are_one_line_value_or_file_errors(tmp_path):
     """The CLI prints ValueError / FileNotFoundError as one line; every failure here is one."""
     assert issubclass(CorruptDataError, ValueError) and issubclass(DataNotFoundError, FileNotFoundError)
-    assert f"{tmp_path / 'missing.csv'}: no such file" in error_of(DataNotFoundError, tmp_path / "missing.csv")
+    missing = tmp_path / "missing.csv"
+    assert f"{missing}: no such file" in error_of(DataNotFoundError, missing)
     (tmp_path / "table.xlsx").write_bytes(b"PK")
     assert "unsupported file type '.xlsx'" in error_of(ValueError, tmp_path / "table.xlsx")
     np.save(tmp_path / "x.npy", np.ones((4, 2)))

@@ -30,9 +30,9 @@ Kinds and suggested likelihoods, from the values of all examples:
 ``kind`` is ``"images"`` for ``[H, W, C]`` examples, else ``"counts"`` or ``"vectors"``.
 
 Header detection (``.csv`` / ``.tsv``): the first row is a header when it names the requested
-``label_column``, or when one of its cells is not a number while the same column holds a number in
-the second row. A header of numbers only (``0,1,2``) is therefore read as data: drop it, or name a
-column in it with letters.
+``label_column``, or when none of its cells is a number while the second row holds a number. So a
+first row with a number in it (``0,1,2``) is read as data: drop such a header, or name its columns
+with letters.
 
 Every problem with the data raises one :class:`~tfvae.data.errors.CorruptDataError` (a
 ``ValueError``) naming the file and the place: ``row R, column C`` for tables (1-based, the line
@@ -484,7 +484,7 @@ def _npz_array(path, archive, name):
 
 
 def _features_array(path, array, what):
-    """[N, D] vectors, [N, H, W] grey or [N, H, W, C] images as float32 (bool/int/float only)."""
+    """[N, D] vectors, [N, H, W] grey (given a channel axis) or [N, H, W, C] images, numbers only."""
     if array.dtype.kind not in "biuf":
         raise CorruptDataError(f"{path}: {what} has dtype {array.dtype}; expected numbers "
                                "(bool, integer or float)")
@@ -492,9 +492,7 @@ def _features_array(path, array, what):
         raise CorruptDataError(
             f"{path}: {what} has shape {array.shape}; expected one example per row: [N, D] "
             "vectors, [N, H, W] grey images or [N, H, W, C] images")
-    if array.ndim == 3:
-        array = array[..., None]
-    return array.astype(np.float32)
+    return array[..., None] if array.ndim == 3 else array
 
 
 def _array_where(name, shape):
@@ -566,7 +564,7 @@ def _read_table(path, delimiter, label_column):
             what = "empty" if not cells[j] else f"{_cut(cells[j])!r}, not a number"
             raise CorruptDataError(f"{path}: {where(i, j)} is {what}") from None
     feature_names = None if header is None else tuple(header[c] for c in columns)
-    return _Read(path.suffix.lower()[1:], values.astype(np.float32), 1.0, where,
+    return _Read(path.suffix.lower()[1:], values, 1.0, where,
                  raw_labels=raw_labels, feature_names=feature_names, notes=notes)
 
 
@@ -574,10 +572,10 @@ def _is_header(rows, label_column):
     first = rows[0]
     if isinstance(label_column, str) and label_column in first:
         return True
-    if len(rows) < 2:
-        return not all(_is_number(c) for c in first)
-    second = rows[1]
-    return any(not _is_number(a) and _is_number(b) for a, b in zip(first, second))
+    # a header has no numbers, so a typo in a first data row ("1,oops,3") is reported, not eaten
+    if any(_is_number(cell) for cell in first):
+        return False
+    return len(rows) < 2 or any(_is_number(cell) for cell in rows[1])
 
 
 def _label_index(path, label_column, header, width):
@@ -725,13 +723,19 @@ def _finish(path, read, validation_fraction, seed, standardize, likelihood):
     stored = read.stored
     if len(stored) == 0:
         raise CorruptDataError(f"{path}: no examples (0 rows)")
+    if stored.dtype.kind == "f":  # checked in the file's own precision, before float32
+        flat = stored.reshape(len(stored), -1)
+        bad = ~np.isfinite(flat)
+        problem = "not a finite number"
+        if not bad.any():
+            bad = np.abs(flat) > np.finfo(np.float32).max
+            problem = "beyond float32's range (±3.4e38)"
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            raise CorruptDataError(f"{path}: {read.where(i, j)} is {flat[i, j]:g}, {problem}")
+    if read.scale == 1:  # image folders keep their uint8 pixels (a quarter of the memory)
+        stored = stored.astype(np.float32)
     values = stored.reshape(len(stored), -1)
-    if stored.dtype != np.uint8:
-        finite = np.isfinite(values)
-        if not finite.all():
-            i, j = np.argwhere(~finite)[0]
-            raise CorruptDataError(f"{path}: {read.where(i, j)} is {values[i, j]}, not a finite "
-                                   "number")
     scaled = values if read.scale == 1 else values.astype(np.float32) / np.float32(read.scale)
     suggested = _suggest_likelihood(scaled)
     if likelihood is None:
