@@ -36,8 +36,8 @@ with letters.
 
 Every problem with the data raises one :class:`~tfvae.data.errors.CorruptDataError` (a
 ``ValueError``) naming the file and the place: ``row R, column C`` for tables (1-based, the line
-and field numbers an editor shows, header counted), ``x[i, j]`` for arrays, the file name for
-images. A missing path or a folder without images raises
+and field numbers an editor shows, header counted), ``x[i, j]`` in a ``.npz``, ``element [i, j]``
+in a ``.npy`` (0-based, as numpy indexes), the file name for images. A missing path or a folder without images raises
 :class:`~tfvae.data.errors.DataNotFoundError`; bad arguments raise ``ValueError``. Reading never
 writes anything.
 
@@ -68,8 +68,9 @@ from tfvae.data.errors import CorruptDataError, DataNotFoundError
 LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "poisson", "gaussian", "gaussian-learned")
 #: values of :attr:`UserData.kind`
 KINDS = ("vectors", "images", "counts")
-#: likelihoods whose support is [0, 1] and the count likelihood: standardized values leave them
+#: likelihoods whose support is [0, 1]
 _UNIT_INTERVAL = ("bernoulli", "continuous-bernoulli")
+#: the only likelihoods that fit standardized values (the others' support is [0, 1] or counts)
 _GAUSSIAN = ("gaussian", "gaussian-learned")
 #: image file suffixes read from a folder (what ``tf.io.decode_image`` decodes)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
