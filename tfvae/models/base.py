@@ -21,10 +21,36 @@ import tensorflow_probability as tfp
 
 from tfvae import networks, validation
 from tfvae.models import likelihoods
+from tfvae.models.options import Option, choice, number
 from tfvae.models.training import ObjectiveValue, TrainingLoop
 from tfvae.networks._checks import check_shape
 
 tfd = tfp.distributions
+tfb = tfp.bijectors
+
+
+def _check_likelihood(name, value):
+    if isinstance(value, keras.layers.Layer):
+        return value
+    return validation.choice(name, value, tuple(likelihoods.names()))
+
+
+def _check_network_options(name, value):
+    if value is not None and not isinstance(value, dict):
+        raise ValueError(f"{name} must be a dict of network builder arguments or None, got {value!r}")
+    return None if not value else dict(value)
+
+
+def _check_standardization(name, value):
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) != {"mean", "scale"}:
+        raise ValueError(f"{name} must be None or a dict with 'mean' and 'scale', got {value!r}")
+    mean, scale = (np.asarray(value[k], np.float64) for k in ("mean", "scale"))
+    if mean.shape != scale.shape or not np.all(np.isfinite(mean)) or not np.all(scale > 0):
+        raise ValueError(f"{name}: 'mean' and 'scale' must have the same shape, finite values and "
+                         f"scale > 0; got shapes {mean.shape} and {scale.shape}")
+    return {"mean": mean.tolist(), "scale": scale.tolist()}
 
 
 class VariationalModel(TrainingLoop):
@@ -34,16 +60,29 @@ class VariationalModel(TrainingLoop):
     :meth:`posterior_params_per_latent`, :meth:`posterior_from_params` and :meth:`make_prior`).
 
     Args:
-      image_shape: ``(H, W, C)`` of the images.
+      input_shape: the shape of one example: ``(D,)`` for vectors (tables, embeddings, counts)
+        or ``(H, W, C)`` for images (``image_shape`` is accepted as another name for it).
       latent_dim: size of the code z.
+      encoder, decoder: your own Keras models instead of a named architecture. The encoder maps
+        ``[batch, *input_shape]`` to ``[batch, posterior_params_per_latent() * latent_dim]``, the
+        decoder maps ``[batch, latent_dim]`` to the likelihood's parameters shaped like an
+        example (the last axis times the likelihood's ``params_per_pixel``).
+      **options: the options declared in ``OPTIONS`` (here and in each subclass), below. Each is
+        validated, saved by ``get_config`` and offered as a ``tfvae train`` flag.
+
+    Options:
       architecture: a name from :data:`tfvae.networks.ARCHITECTURES`, used when ``encoder`` /
-        ``decoder`` are not given.
-      likelihood: ``"bernoulli"``, ``"gaussian"`` or ``"gaussian-learned"``.
+        ``decoder`` are not given (``conv`` needs images).
+      likelihood: a name from :func:`tfvae.models.likelihoods.names` (``bernoulli`` for binary
+        data, ``continuous-bernoulli`` for values in [0, 1], ``gaussian`` / ``gaussian-learned``
+        for real values, ``poisson`` / ``negative-binomial`` for counts) or a likelihood layer.
       observation_scale: σ of the Gaussian likelihood (its initial value when learned).
       network_options: dict of builder overrides, e.g. ``{"hidden_units": (400,)}``.
-      encoder, decoder: your own Keras models instead of a named architecture. The encoder maps
-        ``[batch, H, W, C]`` to ``[batch, posterior_params_per_latent() * latent_dim]``, the
-        decoder maps ``[batch, latent_dim]`` to the likelihood's parameters shaped like the image.
+      standardization: None, or ``{"mean": m, "scale": s}`` (lists shaped like an example): the
+        networks see (x − m) / s and p(x|z) is the likelihood of the standardised values mapped
+        back to x's units (``tfd.TransformedDistribution``), so log p(x|z) keeps its Jacobian
+        −Σ log s and stays a density of x. Saved with the model, so ``encode``, the CLI and the
+        SavedModel apply the same transform.
       validate_inputs: check that the data given to ``fit`` and ``evaluate`` are finite and in
         the likelihood's support (e.g. [0, 1] for the Bernoulli), failing with a clear message
         instead of a NaN loss; the checks run outside the compiled step (see
@@ -53,33 +92,48 @@ class VariationalModel(TrainingLoop):
     #: metric names reported by train_step / test_step, in progress-bar order
     metric_names = ("loss", "elbo", "reconstruction", "kl")
 
-    def __init__(self, image_shape, latent_dim, architecture="mlp", likelihood="bernoulli",
-                 observation_scale=0.1, network_options=None, encoder=None, decoder=None,
-                 validate_inputs=True, **kwargs):
-        super().__init__(validate_inputs=validate_inputs, **kwargs)
-        self.image_shape = check_shape("image_shape", image_shape)
+    OPTIONS = {
+        "architecture": Option("mlp", choice(*networks.ARCHITECTURES),
+                               f"network: {', '.join(networks.ARCHITECTURES)}"),
+        "likelihood": Option("bernoulli", _check_likelihood,
+                             f"p(x|z): {', '.join(likelihoods.names())}", attribute="likelihood_option"),
+        "observation_scale": Option(0.1, number(minimum=0.0, exclusive_minimum=True),
+                                    "sigma of the Gaussian likelihood (initial value when learned)"),
+        "network_options": Option(None, _check_network_options, "builder overrides", flag=None),
+        "standardization": Option(None, _check_standardization, "feature mean and scale", flag=None),
+    }
+
+    def __init__(self, input_shape=None, latent_dim=None, encoder=None, decoder=None, *, image_shape=None,
+                 **options):
+        if (input_shape is None) == (image_shape is None):
+            raise ValueError("give the shape of one example as input_shape (image_shape is another name "
+                             f"for it), once; got input_shape={input_shape!r}, image_shape={image_shape!r}")
+        if latent_dim is None:
+            raise ValueError("latent_dim (the size of the code z) is required")
+        super().__init__(**options)
+        self.image_shape = check_shape("input_shape", input_shape if image_shape is None else image_shape)
         self.latent_dim = validation.positive_int("latent_dim", latent_dim)
-        if architecture not in networks.ARCHITECTURES:
-            raise ValueError(f"unknown architecture {architecture!r}; "
-                             f"expected one of {sorted(networks.ARCHITECTURES)}")
-        self.architecture = architecture
-        self.network_options = dict(network_options or {})
-        self.observation_scale = float(observation_scale)
-        self.likelihood_name = likelihood if isinstance(likelihood, str) else None
-        self.likelihood_layer = likelihoods.get(likelihood, observation_scale)
+        self.likelihood_layer = likelihoods.get(self.likelihood_option, self.observation_scale,
+                                                event_ndims=len(self.image_shape))
         if (encoder is None) != (decoder is None):
             raise ValueError("give both encoder and decoder, or neither (to use `architecture`)")
         if encoder is None:
             encoder, decoder = networks.build(
-                architecture, self.image_shape,
+                self.architecture, self.image_shape,
                 encoder_outputs=self.posterior_params_per_latent() * self.latent_dim,
                 latent_dim=self.latent_dim,
                 decoder_channels_per_pixel=self.likelihood_layer.params_per_pixel,
-                **self.network_options)
+                **(self.network_options or {}))
         self.encoder, self.decoder = encoder, decoder
         self._check_networks()
+        self._standardizer = _standardizer(self.standardization, self.image_shape)
         self.prior = self.make_prior()
         self.built = True
+
+    @property
+    def feature_shape(self):
+        """The shape of one example, ``(D,)`` or ``(H, W, C)`` (also ``image_shape``)."""
+        return self.image_shape
 
     def _check_networks(self):
         want = self.posterior_params_per_latent() * self.latent_dim
@@ -118,6 +172,8 @@ class VariationalModel(TrainingLoop):
     def encode_params(self, images, training=False):
         """The encoder's raw output ``[batch, P]`` in float32 (whatever the networks' compute
         dtype under mixed precision: distributions and objectives work in float32)."""
+        if self._standardizer is not None:
+            images = self._standardizer.inverse(images)
         return tf.cast(self.encoder(images, training=training), tf.float32)
 
     def likelihood(self, codes, training=False):
@@ -127,7 +183,11 @@ class VariationalModel(TrainingLoop):
         flat = tf.reshape(codes, [-1, self.latent_dim])
         params = tf.cast(self.decoder(flat, training=training), tf.float32)
         params = tf.reshape(params, tf.concat([leading, tf.shape(params)[1:]], axis=0))
-        return self.likelihood_layer.distribution(params)
+        distribution = self.likelihood_layer.distribution(params)
+        if self._standardizer is not None:
+            # a density of x, not of the standardised values: log_prob gains −Σ log s
+            distribution = tfd.TransformedDistribution(distribution, self._standardizer)
+        return distribution
 
     def kl_per_dimension(self, posterior):
         """KL(q(z_j|x) ‖ p(z_j)) for each latent dimension, ``[batch, latent]``.
@@ -142,17 +202,39 @@ class VariationalModel(TrainingLoop):
             z = q.sample()
             return q.log_prob(z) - p.log_prob(z)
 
-    def log_weights(self, images, num_samples=1, stop_posterior_gradient=False, training=False, seed=None):
-        """Importance log-weights ``log p(x|z) + log p(z) − log q(z|x)``, ``[num_samples, batch]``.
+    def log_weights(self, images, num_samples=None, stop_posterior_gradient=False, training=False, seed=None,
+                    codes=None):
+        """Importance log-weights ``w = log p(x|z) + log p(z) − log q(z|x)`` for ``z ~ q(z|x)``,
+        ``[num_samples, batch]``, float32 whatever the networks' compute dtype.
 
-        With ``stop_posterior_gradient`` the log q(z|x) term is evaluated with the encoder's
-        parameters held constant while z stays reparameterised, as doubly reparameterised
-        gradient estimators (DReG) need. ``training`` reaches both networks; ``seed`` (a
-        ``[2]`` int tensor) makes the draw stateless.
+        The one formula behind the IWAE-type bounds (:mod:`tfvae.objectives`) and the
+        importance-sampled log-likelihood of evaluation and export (:mod:`tfvae.estimators`).
+
+        Args:
+          images: ``[batch, *input_shape]``.
+          num_samples: draws per example (default 1).
+          stop_posterior_gradient: evaluate log q(z|x) with the encoder's parameters held
+            constant while z stays reparameterised, as doubly reparameterised gradient
+            estimators (DReG) need.
+          training: passed to the encoder and the decoder.
+          seed: a stateless seed (int ``[2]`` tensor): the same seed gives the same draws.
+          codes: draws from q(z|x) made beforehand, ``[K, batch, latent_dim]``, to weigh instead
+            of drawing here (:func:`tfvae.estimators.draw_codes` draws them with one seed per
+            example); give either ``codes`` or ``num_samples``/``seed``.
+
+        Example:
+          >>> w = model.log_weights(images, 64, seed=tf.constant([0, 7]))    # [64, batch]
+          >>> tfvae.objectives.iwae(w)                                        # IWAE-64 bound
         """
+        if codes is not None and (num_samples is not None or seed is not None):
+            raise ValueError("log_weights: give codes (draws made beforehand) or num_samples/seed "
+                             "(draws made here), not both")
         params = self.encode_params(images, training=training)
         q = self.posterior_from_params(params)
-        z = q.sample(num_samples, seed=seed)
+        if codes is None:
+            z = q.sample(1 if num_samples is None else num_samples, seed=seed)
+        else:
+            z = tf.convert_to_tensor(codes, tf.float32)
         if stop_posterior_gradient:
             q = self.posterior_from_params(tf.stop_gradient(params))
         return (self.likelihood(z, training=training).log_prob(images) + self.prior.log_prob(z)
@@ -183,30 +265,18 @@ class VariationalModel(TrainingLoop):
     def prepare_inputs(self, inputs):
         return as_images(inputs, self.image_shape)
 
-    def data_requirements(self):
-        """Finite values, and the likelihood's support (e.g. [0, 1] for the Bernoulli)."""
-        requirements = super().data_requirements()
-        layer = self.likelihood_layer
-        name = type(layer).__name__
-        support = getattr(layer, "support", "unit-interval" if layer.requires_unit_interval else "real")
-        if support in ("binary", "unit-interval"):
-            requirements += [("min:0", f"{name} needs values in [0, 1]; got values below 0"),
-                             ("max:1", f"{name} needs values in [0, 1]; got values above 1")]
-        elif support == "counts":
-            requirements += [("min:0", f"{name} needs counts (integers >= 0); got negative values"),
-                             ("integer", f"{name} needs counts (integers >= 0); got non-integer values")]
-        return requirements
+    def data_problem(self, array):
+        """Finite values inside the likelihood's support (e.g. [0, 1] for the Bernoulli)."""
+        return self.likelihood_layer.check_data(array)
+
+    def data_assertions(self, values):
+        return self.likelihood_layer.data_assertions(values)
 
     def data_warnings(self, sample):
-        """A Bernoulli likelihood on grey levels is not a normalised density (REFERENCES §6)."""
-        if getattr(self.likelihood_layer, "support", None) == "binary" and sample.size \
-                and np.any((sample != 0) & (sample != 1)):
-            return ["the Bernoulli likelihood is a density for binary data, but the data hold grey "
-                    "levels between 0 and 1, so its log-likelihood is not a normalised density: "
-                    "binarise the data (tfvae.data.load(..., binarize='dynamic') for training, "
-                    "'threshold' or one seeded draw for evaluation) or use "
-                    "likelihood='continuous-bernoulli'"]
-        return []
+        """E.g. grey levels under a Bernoulli likelihood, whose log-likelihood is then not a
+        normalised density (REFERENCES §6)."""
+        warning = self.likelihood_layer.data_warning(sample)
+        return [] if warning is None else [warning]
 
     def call(self, images, training=False):
         """The reconstruction mean E[x | z = E_q[z]] (what ``model(images)`` returns)."""
@@ -255,17 +325,11 @@ class VariationalModel(TrainingLoop):
     # -------------------------------------------------------------------------- saving
 
     def get_config(self):
-        config = dict(
-            image_shape=list(self.image_shape), latent_dim=self.latent_dim,
-            architecture=self.architecture,
-            likelihood=self.likelihood_name or keras.saving.serialize_keras_object(self.likelihood_layer),
-            observation_scale=self.observation_scale,
-            network_options=_jsonable(self.network_options),
-            encoder=keras.saving.serialize_keras_object(self.encoder),
-            decoder=keras.saving.serialize_keras_object(self.decoder),
-            validate_inputs=self.validate_inputs,
-            name=self.name,
-        )
+        config = dict(self.options_config(), input_shape=list(self.image_shape), latent_dim=self.latent_dim,
+                      encoder=keras.saving.serialize_keras_object(self.encoder),
+                      decoder=keras.saving.serialize_keras_object(self.decoder), name=self.name)
+        if not isinstance(self.likelihood_option, str):
+            config["likelihood"] = keras.saving.serialize_keras_object(self.likelihood_layer)
         return config
 
     @classmethod
@@ -276,6 +340,20 @@ class VariationalModel(TrainingLoop):
         if isinstance(config.get("likelihood"), dict):
             config["likelihood"] = keras.saving.deserialize_keras_object(config["likelihood"])
         return cls(**config)
+
+
+def _standardizer(standardization, feature_shape):
+    """The bijector x ↦ (x − m) / s's inverse, u ↦ m + s·u, or None."""
+    if standardization is None:
+        return None
+    mean = np.asarray(standardization["mean"], np.float32)
+    scale = np.asarray(standardization["scale"], np.float32)
+    try:
+        mean, scale = (np.broadcast_to(v, feature_shape) for v in (mean, scale))
+    except ValueError:
+        raise ValueError(f"standardization: mean and scale of shape {mean.shape} do not fit examples "
+                         f"of shape {tuple(feature_shape)}") from None
+    return tfb.Chain([tfb.Shift(tf.constant(mean)), tfb.Scale(tf.constant(scale))])
 
 
 def as_images(images, image_shape):
@@ -292,14 +370,6 @@ def _per_dimension(distribution):
     while isinstance(distribution, tfd.Independent):
         distribution = distribution.distribution
     return distribution
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, tuple):
-        return [_jsonable(v) for v in value]
-    return value
 
 
 __all__ = ["ObjectiveValue", "VariationalModel"]

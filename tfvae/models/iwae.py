@@ -12,23 +12,16 @@ posterior.
 """
 
 import keras
-import numpy as np
 import tensorflow as tf
 
-from tfvae import objectives
+from tfvae import objectives, validation
 from tfvae.models.base import ObjectiveValue, VariationalModel
+from tfvae.models.options import Option
 
 
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise ValueError(f"{name} must be True or False, got {value!r}")
-    return bool(value)
+_K_HELP = "importance samples K per estimate"
+_NUM_ESTIMATES = Option(8, validation.positive_int, "independent estimates M")
+_DREG = Option(False, validation.flag, "doubly reparameterised encoder gradient (Tucker et al. 2018)")
 
 
 def _grouped_ess(log_weights, num_estimates):
@@ -44,11 +37,11 @@ class _ImportanceWeighted(VariationalModel):
 
     metric_names = ("loss", "elbo", "ess")
 
-    def __init__(self, image_shape, latent_dim, num_samples, num_estimates=1, dreg=False, **kwargs):
-        self.num_samples = _check_count("num_samples", num_samples)
-        self.num_estimates = _check_count("num_estimates", num_estimates)
-        self.dreg = _check_flag("dreg", dreg)
-        super().__init__(image_shape, latent_dim, **kwargs)
+    #: M and DReG for the models that do not declare them as options (IWAE has M = 1, CIWAE no DReG)
+    num_estimates = 1
+    dreg = False
+
+    OPTIONS = {"num_samples": Option(5, validation.positive_int, "importance samples K per estimate")}
 
     @property
     def total_samples(self):
@@ -64,9 +57,6 @@ class _ImportanceWeighted(VariationalModel):
         return dict(elbo=objectives.elbo(log_weights),
                     ess=_grouped_ess(log_weights, self.num_estimates))
 
-    def get_config(self):
-        return dict(super().get_config(), num_samples=self.num_samples)
-
 
 @keras.saving.register_keras_serializable("tfvae")
 class IWAE(_ImportanceWeighted):
@@ -77,11 +67,10 @@ class IWAE(_ImportanceWeighted):
     a lower bound on log p(x) that tightens as K grows (K = 1 is the VAE's ELBO, estimated here
     by Monte Carlo rather than with an analytic KL).
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       num_samples: K ≥ 1.
       dreg: train the encoder with the doubly reparameterised gradient (Tucker et al. 2018),
         unbiased for the same objective but with a variance that does not blow up with K.
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     Example:
       >>> model = IWAE(image_shape=(28, 28, 1), latent_dim=50, architecture="iwae-mlp",
@@ -91,8 +80,8 @@ class IWAE(_ImportanceWeighted):
 
     metric_names = ("loss", "iwae", "elbo", "ess")
 
-    def __init__(self, image_shape, latent_dim, num_samples=5, dreg=False, **kwargs):
-        super().__init__(image_shape, latent_dim, num_samples=num_samples, dreg=dreg, **kwargs)
+    OPTIONS = {"dreg": _DREG}
+    OPTION_HINTS = {"num_estimates": "IWAE is M = 1; for M > 1 use MIWAE(num_estimates=M, num_samples=K)"}
 
     def compute_objective(self, images, training=False):
         log_weights = self._log_weights(images, training)
@@ -103,8 +92,6 @@ class IWAE(_ImportanceWeighted):
         return ObjectiveValue(loss=-bound, metrics=dict(self._common_metrics(log_weights), iwae=bound),
                               surrogates=surrogates)
 
-    def get_config(self):
-        return dict(super().get_config(), dreg=self.dreg)
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -117,11 +104,10 @@ class MIWAE(_ImportanceWeighted):
     M · K draws in all. MIWAE(1, K) is IWAE_K and MIWAE(M, 1) an M-sample ELBO; in between, the
     encoder's gradient keeps a better signal-to-noise ratio than IWAE_{M·K}.
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       num_estimates: M ≥ 1.
       num_samples: K ≥ 1.
       dreg: doubly reparameterised encoder gradient for each of the M bounds.
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     Example:
       >>> model = MIWAE(image_shape=(28, 28, 1), latent_dim=50, architecture="iwae-mlp",
@@ -130,9 +116,8 @@ class MIWAE(_ImportanceWeighted):
 
     metric_names = ("loss", "miwae", "elbo", "ess")
 
-    def __init__(self, image_shape, latent_dim, num_estimates=8, num_samples=8, dreg=False, **kwargs):
-        super().__init__(image_shape, latent_dim, num_samples=num_samples, num_estimates=num_estimates,
-                         dreg=dreg, **kwargs)
+    OPTIONS = {"num_estimates": _NUM_ESTIMATES, "num_samples": Option(8, validation.positive_int, _K_HELP),
+               "dreg": _DREG}
 
     def compute_objective(self, images, training=False):
         log_weights = self._log_weights(images, training)
@@ -144,8 +129,6 @@ class MIWAE(_ImportanceWeighted):
         return ObjectiveValue(loss=-bound, metrics=dict(self._common_metrics(log_weights), miwae=bound),
                               surrogates=surrogates)
 
-    def get_config(self):
-        return dict(super().get_config(), num_estimates=self.num_estimates, dreg=self.dreg)
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -157,10 +140,9 @@ class CIWAE(_ImportanceWeighted):
     on the same K draws; β = 1 is the (K-sample) ELBO, β = 0 is IWAE_K. The ELBO term keeps a
     strong gradient signal for the encoder.
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       num_samples: K ≥ 1.
       beta: weight of the ELBO in [0, 1] (0.05 in Rainforth et al.'s MNIST experiments).
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     Example:
       >>> model = CIWAE(image_shape=(28, 28, 1), latent_dim=50, architecture="iwae-mlp",
@@ -169,9 +151,10 @@ class CIWAE(_ImportanceWeighted):
 
     metric_names = ("loss", "ciwae", "iwae", "elbo", "ess")
 
-    def __init__(self, image_shape, latent_dim, num_samples=64, beta=0.05, **kwargs):
-        self.beta = objectives.check_unit_interval("beta", beta)
-        super().__init__(image_shape, latent_dim, num_samples=num_samples, **kwargs)
+    OPTIONS = {"num_samples": Option(64, validation.positive_int, _K_HELP),
+               "beta": Option(0.05, validation.unit_interval, "weight of the ELBO in [0, 1]", flag="ciwae-beta")}
+    OPTION_HINTS = {"dreg": "CIWAE has no doubly reparameterised estimator here (its ELBO term would need "
+                            "its own); use IWAE, MIWAE or PIWAE with dreg=True"}
 
     def compute_objective(self, images, training=False):
         log_weights = self._log_weights(images, training)
@@ -179,8 +162,6 @@ class CIWAE(_ImportanceWeighted):
         metrics = dict(self._common_metrics(log_weights), ciwae=bound, iwae=objectives.iwae(log_weights))
         return ObjectiveValue(loss=-bound, metrics=metrics)
 
-    def get_config(self):
-        return dict(super().get_config(), beta=self.beta)
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -197,11 +178,10 @@ class PIWAE(_ImportanceWeighted):
     group's variables, so neither leaks into the other's gradient. The reported ``loss`` is
     −IWAE_{M·K}.
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       num_estimates: M ≥ 1.
       num_samples: K ≥ 1.
       dreg: doubly reparameterised gradient for the encoder's MIWAE objective.
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     Example:
       >>> model = PIWAE(image_shape=(28, 28, 1), latent_dim=50, architecture="iwae-mlp",
@@ -210,9 +190,8 @@ class PIWAE(_ImportanceWeighted):
 
     metric_names = ("loss", "iwae", "miwae", "elbo", "ess")
 
-    def __init__(self, image_shape, latent_dim, num_estimates=8, num_samples=8, dreg=False, **kwargs):
-        super().__init__(image_shape, latent_dim, num_samples=num_samples, num_estimates=num_estimates,
-                         dreg=dreg, **kwargs)
+    OPTIONS = {"num_estimates": _NUM_ESTIMATES, "num_samples": Option(8, validation.positive_int, _K_HELP),
+               "dreg": _DREG}
 
     def compute_objective(self, images, training=False):
         log_weights = self._log_weights(images, training)
@@ -224,8 +203,6 @@ class PIWAE(_ImportanceWeighted):
             metrics=dict(self._common_metrics(log_weights), iwae=bounds["decoder"], miwae=bounds["encoder"]),
             surrogates={"encoder": -encoder_objective, "decoder": -bounds["decoder"]})
 
-    def get_config(self):
-        return dict(super().get_config(), num_estimates=self.num_estimates, dreg=self.dreg)
 
 
 __all__ = ["CIWAE", "IWAE", "MIWAE", "PIWAE"]

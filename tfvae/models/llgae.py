@@ -74,7 +74,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae import validation
 from tfvae.models.base import as_images
+from tfvae.models.options import Option, number
 from tfvae.models.training import ObjectiveValue, TrainingLoop
 from tfvae.networks._checks import check_shape
 
@@ -120,8 +122,11 @@ class LLGAE(TrainingLoop):
     """Locally linear generative autoencoder (see the module docstring for the method).
 
     Args:
-      image_shape: ``(H, W, C)`` of the images (pixels in [0, 1]).
+      image_shape: ``(H, W, C)`` of the images (pixels in [0, 1]); ``input_shape`` is another
+        name for it.
       latent_dim: E, the number of coefficients per component.
+
+    Options (declared in ``OPTIONS``, saved by ``get_config``):
       components: K, the number of local linear components.
       inference_steps: T, gradient steps of inference (the graph holds T unrolled steps).
       step_size: β of the inference steps, for pixels in ``pixel_scale`` units.
@@ -144,23 +149,28 @@ class LLGAE(TrainingLoop):
 
     metric_names = ("loss", "reconstruction_error")
 
-    def __init__(self, image_shape, latent_dim, components=11, inference_steps=5, step_size=0.01,
-                 shrinkage=1.0, center_images=True, pixel_scale=1.0, basis_initial_scale=0.05,
-                 mean_initial_scale=0.01, seed=None, validate_inputs=True, **kwargs):
-        super().__init__(validate_inputs=validate_inputs, **kwargs)
-        self.image_shape = check_shape("image_shape", image_shape)
-        self.latent_dim = _positive_int("latent_dim", latent_dim)
-        self.components = _positive_int("components", components)
-        self.inference_steps = _positive_int("inference_steps", inference_steps)
-        self.step_size = _number("step_size", step_size, positive=True)
-        self.shrinkage = _number("shrinkage", shrinkage, positive=False)
-        self.pixel_scale = _number("pixel_scale", pixel_scale, positive=True)
-        self.basis_initial_scale = _number("basis_initial_scale", basis_initial_scale, positive=True)
-        self.mean_initial_scale = _number("mean_initial_scale", mean_initial_scale, positive=False)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
-            raise ValueError(f"seed must be an integer or None, got {seed!r}")
-        self.seed = None if seed is None else int(seed)
-        self.center_images = bool(center_images)
+    OPTIONS = {
+        "components": Option(11, validation.positive_int, "local linear components K"),
+        "inference_steps": Option(5, validation.positive_int, "inference gradient steps T"),
+        "step_size": Option(0.01, number(minimum=0.0, exclusive_minimum=True),
+                            "inference step size beta for pixels in pixel_scale units"),
+        "shrinkage": Option(1.0, number(minimum=0.0), "weight lambda of the -lambda*b term of each step"),
+        "center_images": Option(True, validation.flag, "subtract each image's own mean", flag=None),
+        "pixel_scale": Option(1.0, number(minimum=0.0, exclusive_minimum=True),
+                              "the model works on images x pixel_scale", flag=None),
+        "basis_initial_scale": Option(0.05, number(minimum=0.0, exclusive_minimum=True),
+                                      "std of the initial W_k entries", flag=None),
+        "mean_initial_scale": Option(0.01, number(minimum=0.0), "std of the initial mu_k entries", flag=None),
+        "seed": Option(None, validation.optional(validation.integer), "seed of the initial values", flag=None),
+    }
+
+    def __init__(self, image_shape=None, latent_dim=None, *, input_shape=None, **options):
+        if (input_shape is None) == (image_shape is None) or latent_dim is None:
+            raise ValueError("give the image shape (image_shape or input_shape, once) and latent_dim")
+        super().__init__(**options)
+        self.image_shape = check_shape("image_shape", input_shape if image_shape is None else image_shape,
+                                       ranks=(3,))
+        self.latent_dim = validation.positive_int("latent_dim", latent_dim)
         self.pixels = int(np.prod(self.image_shape))
         # Two seeds from one, so that μ and W are not drawn from the same stream.
         seeds = (None, None) if self.seed is None else (2 * self.seed, 2 * self.seed + 1)
@@ -289,10 +299,17 @@ class LLGAE(TrainingLoop):
     def prepare_inputs(self, inputs):
         return as_images(inputs, self.image_shape)
 
-    def data_requirements(self):
-        return super().data_requirements() + [
-            ("min:0", "LLGAE needs pixel values in [0, 1]; got values below 0"),
-            ("max:1", "LLGAE needs pixel values in [0, 1]; got values above 1")]
+    def data_problem(self, array):
+        problem = super().data_problem(array)
+        if problem is None and array.size and (array.min() < 0 or array.max() > 1):
+            problem = f"LLGAE needs pixel values in [0, 1]; got values from {array.min():g} to {array.max():g}"
+        return problem
+
+    def data_assertions(self, values):
+        message = "tfvae: LLGAE needs pixel values in [0, 1]"
+        return super().data_assertions(values) + [
+            tf.debugging.assert_greater_equal(tf.reduce_min(values), 0.0, message=message + "; got values below 0"),
+            tf.debugging.assert_less_equal(tf.reduce_max(values), 1.0, message=message + "; got values above 1")]
 
     def call(self, images, training=False):
         """The reconstruction (what ``model(images)`` and ``model.predict`` return)."""
@@ -378,12 +395,8 @@ class LLGAE(TrainingLoop):
     # -------------------------------------------------------------------------- saving
 
     def get_config(self):
-        return dict(
-            image_shape=list(self.image_shape), latent_dim=self.latent_dim, components=self.components,
-            inference_steps=self.inference_steps, step_size=self.step_size, shrinkage=self.shrinkage,
-            center_images=self.center_images, pixel_scale=self.pixel_scale,
-            basis_initial_scale=self.basis_initial_scale, mean_initial_scale=self.mean_initial_scale,
-            seed=self.seed, validate_inputs=self.validate_inputs, name=self.name)
+        return dict(self.options_config(), image_shape=list(self.image_shape), latent_dim=self.latent_dim,
+                    name=self.name)
 
     @classmethod
     def from_config(cls, config):
@@ -399,30 +412,9 @@ class LGAE(LLGAE):
       >>> model = LGAE(image_shape=(28, 28, 1), latent_dim=20, inference_steps=5, step_size=0.01)
     """
 
-    def __init__(self, image_shape, latent_dim, **kwargs):
-        if kwargs.get("components", 1) != 1:
-            raise ValueError(f"LGAE has exactly one component; got components={kwargs['components']!r} "
-                             "(use LLGAE for several)")
-        kwargs["components"] = 1
-        super().__init__(image_shape, latent_dim, **kwargs)
-
-    def get_config(self):
-        config = super().get_config()
-        del config["components"]
-        return config
-
-
-def _positive_int(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
-def _number(name, value, positive):
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or (value <= 0 if positive else value < 0):
-        raise ValueError(f"{name} must be a finite number {'> 0' if positive else '>= 0'}, got {value!r}")
-    return float(value)
+    OPTIONS = {"components": None}   # exactly one
+    OPTION_HINTS = {"components": "LGAE has exactly one component; use LLGAE for several"}
+    components = 1
 
 
 __all__ = ["Inference", "LGAE", "LLGAE", "LLGAECode", "Objective"]

@@ -33,6 +33,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae import validation
+from tfvae.models.options import DeclaredOptions, Option
+
 #: batches per call into the compiled graph when ``compile()`` is not told otherwise. Per-epoch
 #: callbacks, the progress bar's epoch figures and ``BackupAndRestore(save_freq="epoch")`` are
 #: unaffected; per-batch callbacks run every this many batches (as Keras documents).
@@ -56,13 +59,13 @@ class ObjectiveValue(collections.namedtuple("ObjectiveValue", ["loss", "metrics"
         return super().__new__(cls, loss, metrics, surrogates)
 
 
-class TrainingLoop(keras.Model):
+class TrainingLoop(DeclaredOptions, keras.Model):
     """Base of every tfvae model: the shared ``train_step`` / ``test_step`` (see the module).
 
-    Subclasses define :meth:`compute_objective`, ``metric_names`` and, when they validate data,
-    :meth:`data_problem`.
+    Subclasses define :meth:`compute_objective`, ``metric_names`` and, for their own data checks,
+    :meth:`data_problem`, :meth:`data_assertions` and :meth:`data_warnings`.
 
-    Args:
+    Options (see :mod:`tfvae.models.options`):
       validate_inputs: check that the data are finite and inside the likelihood's support before
         they reach the compiled step (arrays once, datasets as they stream); a bad batch stops
         training with a message naming the problem.
@@ -71,9 +74,12 @@ class TrainingLoop(keras.Model):
     #: metric names reported by train_step / test_step, in progress-bar order
     metric_names = ("loss",)
 
-    def __init__(self, validate_inputs=True, **kwargs):
-        super().__init__(**kwargs)
-        self.validate_inputs = bool(validate_inputs)
+    OPTIONS = {"validate_inputs": Option(True, validation.flag, "check the data before training", flag=None)}
+
+    def __init__(self, **options):
+        # the options first: subclasses' constructors and hooks read them
+        keras_kwargs = self.set_options(options)
+        super().__init__(**keras_kwargs)
         self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
 
     # ----------------------------------------------------------------- what a model defines
@@ -92,10 +98,20 @@ class TrainingLoop(keras.Model):
         inputs = tf.convert_to_tensor(inputs)
         return inputs if inputs.dtype == tf.float32 else tf.cast(inputs, tf.float32)
 
-    def data_requirements(self):
-        """``[(kind, message)]`` that the data must meet, checked outside the compiled step:
-        kind ``"finite"``, ``"min:V"`` (all values ≥ V), ``"max:V"`` (all ≤ V) or ``"integer"``."""
-        return [("finite", "the data contain NaN or Inf")]
+    def data_problem(self, array):
+        """A message when a NumPy array of data is unfit for the model (None when fine); checked
+        outside the compiled step. Here: finite numbers."""
+        if array.dtype.kind not in "uifb":
+            return f"expected numbers, got an array of dtype {array.dtype}"
+        finite = np.isfinite(array)
+        if not finite.all():
+            return f"the data contain {int((~finite).sum())} NaN or Inf values"
+        return None
+
+    def data_assertions(self, values):
+        """:meth:`data_problem` as ``tf.debugging`` assertions on a float tensor (run in the
+        tf.data pipeline, not under XLA)."""
+        return [tf.debugging.assert_all_finite(values, f"tfvae: {type(self).__name__}: the data contain NaN or Inf")]
 
     def data_warnings(self, sample):
         """Warnings (strings) about a NumPy sample of the data that do not stop training."""
@@ -123,8 +139,8 @@ class TrainingLoop(keras.Model):
             ``(model, inputs) -> ObjectiveValue`` (or per-example loss ``[batch]``).
 
         Returns:
-          ``(gradients, variables, result)``: parallel lists over every trainable variable, in
-          :meth:`variable_groups` order (``None`` where a variable gets no gradient), and the
+          ``(gradients, variables, result)``: parallel lists over ``trainable_variables`` (``None``
+          where a variable gets no gradient), and the
           :class:`ObjectiveValue`.
         """
         groups = self.variable_groups()
@@ -148,13 +164,16 @@ class TrainingLoop(keras.Model):
                 loss = tf.nn.compute_average_loss(tf.cast(per_example[name], tf.float32),
                                                   sample_weight=sample_weight) + regularization
                 losses[name] = optimizer.scale_loss(loss) if optimizer is not None else loss
-        variables = [v for group in groups.values() for v in group]
+        # in trainable_variables' order: the optimizer builds its slots in the order of the first
+        # apply(), and a reloaded model's optimizer in trainable_variables' order
+        variables = list(self.trainable_variables)
         if result.surrogates is None:
             gradients = tape.gradient(losses[next(iter(groups))], variables)
         else:
-            gradients = []
+            by_id = {}
             for name, group in groups.items():
-                gradients += tape.gradient(losses[name], group)
+                by_id.update({id(v): g for v, g in zip(group, tape.gradient(losses[name], group))})
+            gradients = [by_id[id(v)] for v in variables]
         del tape
         return gradients, variables, result
 
@@ -217,7 +236,7 @@ class TrainingLoop(keras.Model):
         return super().evaluate(x, y, *args, **kwargs)
 
     def checked_data(self, data, what="data"):
-        """``data`` with the checks of :meth:`data_requirements` attached: NumPy arrays and
+        """``data`` with the checks of :meth:`data_problem` attached: NumPy arrays and
         tensors are checked now (``ValueError``); a ``tf.data.Dataset`` gets a ``map`` that
         checks each batch as it streams (``tf.errors.InvalidArgumentError`` naming the problem).
         Also issues :meth:`data_warnings` for the first batch."""
@@ -230,7 +249,7 @@ class TrainingLoop(keras.Model):
             return type(data)([self.checked_data(data[0], what)] + list(data[1:]))
         if _is_array(data):
             array = np.asarray(data)
-            problem = _array_problem(array, self.data_requirements())
+            problem = self.data_problem(array)
             if problem is not None:
                 raise ValueError(f"{type(self).__name__}: {what}: {problem}")
             self._warn(array[:1000])
@@ -242,25 +261,9 @@ class TrainingLoop(keras.Model):
 
     def _dataset_check(self, *element):
         inputs = element[0]  # tf.data passes (x, y[, w]) as separate arguments, x alone as one
-        if isinstance(inputs, dict):
-            return element if len(element) > 1 else element[0]
-        values = tf.cast(inputs, tf.float32)
-        checks = []
-        for kind, message in self.data_requirements():
-            message = f"tfvae: {type(self).__name__}: {message}"
-            if kind == "finite":
-                checks.append(tf.debugging.assert_all_finite(values, message))
-            elif kind.startswith("min:"):
-                checks.append(tf.debugging.assert_greater_equal(
-                    tf.reduce_min(values), float(kind[4:]), message=message))
-            elif kind.startswith("max:"):
-                checks.append(tf.debugging.assert_less_equal(
-                    tf.reduce_max(values), float(kind[4:]), message=message))
-            elif kind == "integer":
-                checks.append(tf.debugging.assert_equal(
-                    tf.reduce_all(tf.equal(values, tf.round(values))), True, message=message))
-        with tf.control_dependencies(checks):
-            element = tf.nest.map_structure(tf.identity, element)
+        if not isinstance(inputs, dict):
+            with tf.control_dependencies(self.data_assertions(tf.cast(inputs, tf.float32))):
+                element = tf.nest.map_structure(tf.identity, element)
         return element if len(element) > 1 else element[0]
 
 
@@ -273,24 +276,6 @@ def _first_of(element):
 def _is_array(value):
     return isinstance(value, (np.ndarray, tf.Tensor)) or (
         hasattr(value, "__array__") and not isinstance(value, (dict, str)))
-
-
-def _array_problem(array, requirements):
-    """The first requirement an array breaks, as a message, or None."""
-    if not np.issubdtype(array.dtype, np.number) and array.dtype != bool:
-        return f"expected numbers, got an array of dtype {array.dtype}"
-    values = array.astype(np.float64, copy=False)
-    for kind, message in requirements:
-        if kind == "finite" and not np.all(np.isfinite(values)):
-            bad = np.argwhere(~np.isfinite(values))[0]
-            return f"{message} (first at index {tuple(int(i) for i in bad)})"
-        if kind.startswith("min:") and values.size and values.min() < float(kind[4:]):
-            return f"{message} (minimum {values.min():g})"
-        if kind.startswith("max:") and values.size and values.max() > float(kind[4:]):
-            return f"{message} (maximum {values.max():g})"
-        if kind == "integer" and not np.all(values == np.round(values)):
-            return message
-    return None
 
 
 __all__ = ["DEFAULT_STEPS_PER_EXECUTION", "ObjectiveValue", "TrainingLoop"]

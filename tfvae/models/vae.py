@@ -1,12 +1,11 @@
 """VAE (Kingma and Welling 2014) and β-VAE (Higgins et al. 2017; Burgess et al. 2018)."""
 
-import math
-
 import keras
 import tensorflow as tf
 
-from tfvae import objectives
+from tfvae import objectives, schedules, validation
 from tfvae.models.base import ObjectiveValue, VariationalModel
+from tfvae.models.options import Option, number
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -32,12 +31,11 @@ class BetaVAE(VariationalModel):
     E_q[log p(x|z)] − γ · |KL − C| where C rises linearly from 0 to ``capacity_max`` nats over
     ``capacity_steps`` optimizer steps (Burgess et al. 2018).
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       beta: KL weight β ≥ 0 (β > 1 favours disentangled codes). Used when ``capacity_max`` is None.
       capacity_max: target KL C_max in nats; enables the capacity-annealed objective.
       capacity_steps: optimizer steps over which C goes from 0 to C_max.
       gamma: weight γ of |KL − C| in the capacity objective.
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     The schedule follows ``optimizer.iterations``, so it resumes where it left off after
     loading a saved model or restoring from ``keras.callbacks.BackupAndRestore``.
@@ -50,28 +48,20 @@ class BetaVAE(VariationalModel):
 
     metric_names = VariationalModel.metric_names + ("capacity",)
 
-    def __init__(self, image_shape, latent_dim, beta=4.0, capacity_max=None, capacity_steps=100_000,
-                 gamma=1000.0, **kwargs):
-        if not _is_number(beta) or beta < 0:
-            raise ValueError(f"beta must be a number >= 0, got {beta!r}")
-        if capacity_max is not None and (not _is_number(capacity_max) or capacity_max < 0):
-            raise ValueError(f"capacity_max must be a number of nats >= 0 or None, got {capacity_max!r}")
-        if not isinstance(capacity_steps, int) or isinstance(capacity_steps, bool) or capacity_steps <= 0:
-            raise ValueError(f"capacity_steps must be a positive integer, got {capacity_steps!r}")
-        if not _is_number(gamma) or gamma <= 0:
-            raise ValueError(f"gamma must be a number > 0, got {gamma!r}")
-        super().__init__(image_shape, latent_dim, **kwargs)
-        self.beta = float(beta)
-        self.capacity_max = None if capacity_max is None else float(capacity_max)
-        self.capacity_steps = capacity_steps
-        self.gamma = float(gamma)
+    OPTIONS = {
+        "beta": Option(4.0, number(minimum=0.0), "KL weight beta >= 0 (used without --capacity-max)"),
+        "capacity_max": Option(None, validation.optional(number(minimum=0.0)), "target KL C_max in nats "
+                               "(enables the capacity-annealed objective)"),
+        "capacity_steps": Option(100_000, validation.positive_int, "steps over which C rises to C_max"),
+        "gamma": Option(1000.0, number(minimum=0.0, exclusive_minimum=True), "weight gamma of |KL - C|"),
+    }
 
     def capacity(self):
         """The current target capacity C in nats (0 without a capacity schedule)."""
-        if self.capacity_max is None or self.optimizer is None:
+        step = schedules.optimizer_step(self)
+        if self.capacity_max is None or step is None:
             return tf.constant(0.0)
-        progress = tf.cast(self.optimizer.iterations, tf.float32) / float(self.capacity_steps)
-        return self.capacity_max * tf.minimum(progress, 1.0)
+        return schedules.linear(step, 0.0, self.capacity_max, self.capacity_steps)
 
     def compute_objective(self, images, training=False):
         q = self.posterior(images, training=training)
@@ -87,10 +77,5 @@ class BetaVAE(VariationalModel):
                        capacity=tf.fill(tf.shape(kl), capacity))
         return ObjectiveValue(loss=-objective, metrics=metrics)
 
-    def get_config(self):
-        return dict(super().get_config(), beta=self.beta, capacity_max=self.capacity_max,
-                    capacity_steps=self.capacity_steps, gamma=self.gamma)
 
-
-def _is_number(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+__all__ = ["BetaVAE", "VAE"]

@@ -1,23 +1,17 @@
 """Variational Sparse Coding, VSC (Tonolini, Jensen and Murray-Smith)."""
 
-import math
+import functools
 
 import keras
-import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfvae import objectives
+from tfvae import objectives, schedules, validation
 from tfvae.distributions import SpikeAndSlab
 from tfvae.models.base import ObjectiveValue, VariationalModel
+from tfvae.models.options import Option, number
 
 tfd = tfp.distributions
-
-
-def linear_schedule(step, start, end, steps):
-    """``start`` at step 0, rising (or falling) linearly to ``end`` at ``steps``, then ``end``."""
-    progress = tf.minimum(tf.cast(step, tf.float32) / float(steps), 1.0)
-    return start + (end - start) * progress
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -49,14 +43,13 @@ class VSC(VariationalModel):
     Schedules follow ``optimizer.iterations``, so they resume after loading a saved model; a model
     without an optimizer (not compiled) uses their final values.
 
-    Args:
+    Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       alpha: prior slab probability α in (0, 1) (0.01 for the paper's classification study,
         0.2 / 0.5 for its ELBO study).
       sharpness_start, sharpness_end: the relaxation's sharpness c (1 / temperature), > 0.
       sharpness_steps: optimizer steps over which c goes from start to end.
       warmup_start, warmup_end: spike warm-up steps (0 ≤ start ≤ end; end = 0 turns it off).
       threshold: γ below which :meth:`encode` returns an exact zero, in (0, 1].
-      **kwargs: as :class:`tfvae.models.base.VariationalModel`.
 
     Metrics: ``loss``, ``elbo``, ``reconstruction``, ``kl``, ``nonzero`` (the fraction of
     entries of :meth:`encode`'s codes that are not zero) and ``sharpness`` (the current c).
@@ -72,54 +65,45 @@ class VSC(VariationalModel):
 
     metric_names = VariationalModel.metric_names + ("nonzero", "sharpness")
 
-    def __init__(self, image_shape, latent_dim, alpha=0.5, sharpness_start=50.0,
-                 sharpness_end=200.0, sharpness_steps=20_000, warmup_start=0, warmup_end=0,
-                 threshold=0.5, **kwargs):
-        if not _is_number(alpha) or not 0.0 < alpha < 1.0:
-            raise ValueError(f"alpha (the prior slab probability) must be a number in (0, 1), "
-                             f"got {alpha!r}")
-        for name, value in (("sharpness_start", sharpness_start), ("sharpness_end", sharpness_end)):
-            if not _is_number(value) or value <= 0:
-                raise ValueError(f"{name} must be a number > 0 (the sharpness c = 1/temperature), "
-                                 f"got {value!r}")
-        if not _is_int(sharpness_steps) or sharpness_steps <= 0:
-            raise ValueError(f"sharpness_steps must be a positive integer, got {sharpness_steps!r}")
-        for name, value in (("warmup_start", warmup_start), ("warmup_end", warmup_end)):
-            if not _is_int(value) or value < 0:
-                raise ValueError(f"{name} must be an integer number of steps >= 0, got {value!r}")
-        if warmup_end and warmup_start > warmup_end:
-            raise ValueError(f"warmup_start must not exceed warmup_end, got {warmup_start!r} > "
-                             f"{warmup_end!r}")
-        if not _is_number(threshold) or not 0.0 < threshold <= 1.0:
-            raise ValueError(f"threshold must be a number in (0, 1], got {threshold!r}")
-        self.alpha = float(alpha)
-        self.sharpness_start, self.sharpness_end = float(sharpness_start), float(sharpness_end)
-        self.sharpness_steps = int(sharpness_steps)
-        self.warmup_start, self.warmup_end = int(warmup_start), int(warmup_end)
-        self.threshold = float(threshold)
-        super().__init__(image_shape, latent_dim, **kwargs)
+    OPTIONS = {
+        "alpha": Option(0.5, number(minimum=0.0, maximum=1.0, exclusive_minimum=True, exclusive_maximum=True),
+                        "prior slab probability alpha in (0, 1)"),
+        "sharpness_start": Option(50.0, number(minimum=0.0, exclusive_minimum=True),
+                                  "relaxation sharpness c (1/temperature) at step 0"),
+        "sharpness_end": Option(200.0, number(minimum=0.0, exclusive_minimum=True),
+                                "sharpness c after sharpness_steps"),
+        "sharpness_steps": Option(20_000, validation.positive_int, "steps over which c moves"),
+        "warmup_start": Option(0, functools.partial(validation.integer, minimum=0),
+                               "spike warm-up: step where the slab starts to open"),
+        "warmup_end": Option(0, functools.partial(validation.integer, minimum=0),
+                             "spike warm-up: step where the slab is fully open (0: off)"),
+        "threshold": Option(0.5, number(minimum=0.0, maximum=1.0, exclusive_minimum=True),
+                            "gamma below which encode() gives an exact zero, in (0, 1]"),
+    }
+
+    def check_options(self):
+        super().check_options()
+        if self.warmup_end and self.warmup_start > self.warmup_end:
+            raise ValueError(f"warmup_start must not exceed warmup_end, got {self.warmup_start!r} > "
+                             f"{self.warmup_end!r}")
 
     # --------------------------------------------------------------------- schedules
 
-    def _step(self):
-        optimizer = getattr(self, "optimizer", None)  # absent until compile()
-        return None if optimizer is None else optimizer.iterations
-
     def sharpness(self):
         """The current sharpness c of the relaxed sample (the temperature is 1 / c)."""
-        step = self._step()
+        step = schedules.optimizer_step(self)
         if step is None:
             return tf.constant(self.sharpness_end)
-        return linear_schedule(step, self.sharpness_start, self.sharpness_end, self.sharpness_steps)
+        return schedules.linear(step, self.sharpness_start, self.sharpness_end, self.sharpness_steps)
 
     def warmup(self):
         """The spike warm-up factor λ in [0, 1] (1 without warm-up)."""
-        step = self._step()
+        step = schedules.optimizer_step(self)
         if not self.warmup_end or step is None:
             return tf.constant(1.0)
         if self.warmup_end == self.warmup_start:
             return tf.cast(step >= self.warmup_end, tf.float32)
-        return linear_schedule(tf.maximum(step - self.warmup_start, 0), 0.0, 1.0,
+        return schedules.linear(tf.maximum(step - self.warmup_start, 0), 0.0, 1.0,
                                self.warmup_end - self.warmup_start)
 
     # ------------------------------------------------------------- the probabilistic model
@@ -144,7 +128,7 @@ class VSC(VariationalModel):
 
     def posterior(self, images, training=False):
         """q(z|x); relaxed samples when ``training``, exact ones otherwise."""
-        return self.posterior_from_params(self.encoder(images, training=training), relaxed=training)
+        return self.posterior_from_params(self.encode_params(images, training=training), relaxed=training)
 
     def make_prior(self):
         """p(z): independent spike and slab, slab N(0, 1) with probability α."""
@@ -169,13 +153,13 @@ class VSC(VariationalModel):
 
     def slab_probabilities(self, images, training=False):
         """γ, the posterior probability that each code entry is non-zero, ``[batch, latent]``."""
-        params = self.encoder(self._as_images(images), training=training)
+        params = self.encode_params(self._as_images(images), training=training)
         return self._split(params)[2]
 
     def encode(self, images, training=False):
         """Sparse codes ``[batch, latent]``: the posterior means γ ⊙ μ, with exact zeros wherever
         γ < ``threshold``."""
-        params = self.encoder(self._as_images(images), training=training)
+        params = self.encode_params(self._as_images(images), training=training)
         loc, _, slab_probs = self._split(params)
         return tf.where(slab_probs >= self.threshold, slab_probs * loc, tf.zeros_like(loc))
 
@@ -184,20 +168,5 @@ class VSC(VariationalModel):
         return dict(super().serving_encode(images), sparse_code=self.encode(images),
                     slab_probability=self.slab_probabilities(images))
 
-    def get_config(self):
-        return dict(super().get_config(), alpha=self.alpha, sharpness_start=self.sharpness_start,
-                    sharpness_end=self.sharpness_end, sharpness_steps=self.sharpness_steps,
-                    warmup_start=self.warmup_start, warmup_end=self.warmup_end,
-                    threshold=self.threshold)
 
-
-def _is_number(value):
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
-def _is_int(value):
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
-
-
-__all__ = ["VSC", "linear_schedule"]
+__all__ = ["VSC"]

@@ -29,7 +29,7 @@ def build(architecture, input_shape, encoder_outputs, latent_dim, decoder_channe
 
     Args:
       architecture: one of ``ARCHITECTURES``.
-      input_shape: image shape ``(H, W, C)``.
+      input_shape: feature shape: ``(D,)`` vectors (MLPs only) or ``(H, W, C)`` images.
       encoder_outputs: the posterior's parameter count (e.g. ``2 * latent_dim``).
       latent_dim: code size.
       decoder_channels_per_pixel: likelihood parameters per pixel.
@@ -43,6 +43,9 @@ def build(architecture, input_shape, encoder_outputs, latent_dim, decoder_channe
         raise ValueError(f"unknown architecture {architecture!r}; expected one of {sorted(ARCHITECTURES)}")
     spec = dict(ARCHITECTURES[architecture], **overrides)
     kind = spec.pop("kind")
+    if kind == "conv" and len(tuple(input_shape)) != 3:
+        raise ValueError(f"architecture {architecture!r} is convolutional and needs images (height, width, "
+                         f"channels); got the feature shape {tuple(input_shape)}: use 'mlp' or 'iwae-mlp'")
     if kind == "mlp":
         hidden = tuple(spec.pop("hidden_units"))
         encoder = mlp_encoder(input_shape, encoder_outputs, hidden_units=hidden, **spec)

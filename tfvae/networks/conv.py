@@ -44,7 +44,7 @@ def conv_encoder(input_shape, output_dim, filters=None, kernel_size=4, dense_uni
       >>> enc.output_shape
       (None, 20)
     """
-    input_shape = check_shape("input_shape", input_shape)
+    input_shape = check_shape("input_shape", input_shape, ranks=(3,))
     output_dim = check_positive_ints("output_dim", [output_dim])[0]
     filters = default_filters(input_shape) if filters is None else check_positive_ints("filters", filters)
     _check_halvable(input_shape, filters)
@@ -68,7 +68,7 @@ def conv_decoder(latent_dim, output_shape, filters=None, kernel_size=4, dense_un
     matching pair.
     """
     latent_dim = check_positive_ints("latent_dim", [latent_dim])[0]
-    output_shape = check_shape("output_shape", output_shape)
+    output_shape = check_shape("output_shape", output_shape, ranks=(3,))
     filters = default_filters(output_shape) if filters is None else check_positive_ints("filters", filters)
     _check_halvable(output_shape, filters)
     height, width, channels = output_shape

@@ -8,10 +8,10 @@ from tfvae.networks._checks import check_positive_ints, check_shape
 
 
 def mlp_encoder(input_shape, output_dim, hidden_units=(256, 128), activation="relu", name="encoder"):
-    """An MLP from images to the parameters of q(z|x).
+    """An MLP from features (vectors or images) to the parameters of q(z|x).
 
     Args:
-      input_shape: image shape, e.g. ``(28, 28, 1)``; flattened on entry.
+      input_shape: feature shape, e.g. ``(30,)`` or ``(28, 28, 1)``; flattened on entry.
       output_dim: number of outputs (the posterior's parameter count, e.g. ``2 * latent_dim``).
       hidden_units: widths of the hidden layers.
       activation: a Keras activation name for the hidden layers.
@@ -24,7 +24,7 @@ def mlp_encoder(input_shape, output_dim, hidden_units=(256, 128), activation="re
     input_shape = check_shape("input_shape", input_shape)
     output_dim = check_positive_ints("output_dim", [output_dim])[0]
     hidden_units = check_positive_ints("hidden_units", hidden_units)
-    inputs = keras.Input(shape=input_shape, name="images")
+    inputs = keras.Input(shape=input_shape, name="features")
     h = keras.layers.Flatten()(inputs)
     for i, units in enumerate(hidden_units):
         h = keras.layers.Dense(units, activation=activation, name=f"hidden_{i}")(h)
@@ -34,16 +34,16 @@ def mlp_encoder(input_shape, output_dim, hidden_units=(256, 128), activation="re
 
 def mlp_decoder(latent_dim, output_shape, hidden_units=(128, 256), activation="relu",
                 output_channels_per_pixel=1, name="decoder"):
-    """An MLP from codes to the parameters of p(x|z), shaped like the image.
+    """An MLP from codes to the parameters of p(x|z), shaped like the features.
 
     Args:
       latent_dim: size of the code z.
-      output_shape: image shape ``(H, W, C)``.
+      output_shape: feature shape ``(D,)`` or ``(H, W, C)``.
       hidden_units: widths of the hidden layers, from the code outwards.
       activation: a Keras activation name for the hidden layers.
-      output_channels_per_pixel: parameters per pixel (1 for Bernoulli logits or a Gaussian mean;
-        2 for a Gaussian with per-pixel learned scale); the output is
-        ``(H, W, C * output_channels_per_pixel)``.
+      output_channels_per_pixel: parameters per feature (1 for Bernoulli logits or a Gaussian
+        mean; 2 for the negative binomial); the last axis is multiplied by it:
+        ``(D * P,)`` or ``(H, W, C * P)``.
     """
     latent_dim = check_positive_ints("latent_dim", [latent_dim])[0]
     output_shape = check_shape("output_shape", output_shape)
