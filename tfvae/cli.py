@@ -22,32 +22,44 @@ import sys
 import tempfile
 import time
 
+#: run settings (not model options) and their defaults; "likelihood" and "binarize" default per
+#: data set (DATASET_LIKELIHOODS), the model options to their declarations (tfvae.models.options)
 DEFAULTS = dict(
-    model="vae", dataset="digits", latent_dim=10, architecture="mlp", likelihood="bernoulli",
-    observation_scale=0.1, epochs=50, batch_size=32, learning_rate=2e-3, seed=0, binarize=None,
-    limit=None,
+    model="vae", dataset="digits", latent_dim=10, epochs=50, batch_size=32, learning_rate=2e-3, seed=0,
+    binarize=None, limit=None, label_column=None, image_size=None, validation_fraction=0.1,
 )
 
-#: model options: CLI destination -> (constructor keyword, the models that accept it)
-MODEL_OPTIONS = {
-    "beta": ("beta", ("beta-vae",)),
-    "capacity_max": ("capacity_max", ("beta-vae",)),
-    "capacity_steps": ("capacity_steps", ("beta-vae",)),
-    "gamma": ("gamma", ("beta-vae",)),
-    "alpha": ("alpha", ("vsc",)),
-    "sharpness_start": ("sharpness_start", ("vsc",)),
-    "sharpness_end": ("sharpness_end", ("vsc",)),
-    "sharpness_steps": ("sharpness_steps", ("vsc",)),
-    "warmup_start": ("warmup_start", ("vsc",)),
-    "warmup_end": ("warmup_end", ("vsc",)),
-    "num_samples": ("num_samples", ("iwae", "miwae", "ciwae", "piwae")),
-    "num_estimates": ("num_estimates", ("miwae", "piwae")),
-    "ciwae_beta": ("beta", ("ciwae",)),
-    "dreg": ("dreg", ("iwae", "miwae", "piwae")),
-    "components": ("components", ("llgae",)),
-    "inference_steps": ("inference_steps", ("llgae", "lgae")),
-    "step_size": ("step_size", ("llgae", "lgae")),
+#: data set -> (likelihood, training binarisation) when neither is given. Grey-level digits are
+#: binarised dynamically for training and by one seeded draw for evaluation, so the reported
+#: log-likelihood is a normalised density comparable with the literature (REFERENCES §6);
+#: Fashion-MNIST's grey levels carry the texture, so it keeps them under the continuous Bernoulli.
+DATASET_LIKELIHOODS = {
+    "digits": ("bernoulli", "dynamic"), "mnist": ("bernoulli", "dynamic"),
+    "fashion_mnist": ("continuous-bernoulli", None), "binarized_mnist": ("bernoulli", None),
+    "shapes2d": ("bernoulli", None), "dsprites": ("bernoulli", None),
 }
+
+#: settings that say where to read and write, not what the run is (not stored in config.json)
+_NOT_SETTINGS = ("command", "config", "out", "overwrite", "quiet", "data_dir", "log_likelihood_samples",
+                 "disentanglement_scale")
+
+
+def model_flags():
+    """Every model option with a flag: ``{flag: {"keyword", "option", "models"}}``, derived from
+    the options the model classes declare (so a flag exists exactly for the models that honour it)."""
+    from tfvae import models
+
+    flags = {}
+    for model_name, cls in models.REGISTRY.items():
+        for keyword, option in cls.declared_options().items():
+            flag = option.cli_flag(keyword)
+            if flag is None:
+                continue
+            entry = flags.setdefault(flag, {"keyword": keyword, "option": option, "models": []})
+            if entry["keyword"] != keyword:
+                raise RuntimeError(f"--{flag} names two options ({entry['keyword']}, {keyword})")
+            entry["models"].append(model_name)
+    return flags
 
 
 DISENTANGLEMENT_HELP = ("multiple of disentanglement_lib's sample counts for the beta-VAE and FactorVAE "
@@ -66,37 +78,34 @@ def _parser():
     train = commands.add_parser("train", help="train a model and write a run directory")
     train.add_argument("--config", type=pathlib.Path, help="config.json of an earlier run to start from")
     train.add_argument("--model", help=f"model name (default {DEFAULTS['model']})")
-    train.add_argument("--dataset", help=f"data set name (default {DEFAULTS['dataset']})")
+    train.add_argument("--dataset", help=f"a data set name, or the path of your own .npy, .npz, .csv, .tsv or "
+                                         f"image folder (default {DEFAULTS['dataset']})")
     train.add_argument("--data-dir", help="folder with the original data files (default $TFVAE_DATA_DIR)")
     train.add_argument("--latent-dim", type=int, help=f"code size (default {DEFAULTS['latent_dim']})")
-    train.add_argument("--architecture", help=f"network: mlp, iwae-mlp, conv (default {DEFAULTS['architecture']})")
-    train.add_argument("--likelihood", help="bernoulli, gaussian or gaussian-learned (default bernoulli)")
-    train.add_argument("--observation-scale", type=float, help="sigma of the Gaussian likelihood")
     train.add_argument("--epochs", type=int, help=f"passes over the training data (default {DEFAULTS['epochs']})")
-    train.add_argument("--batch-size", type=int, help=f"(default {DEFAULTS['batch_size']})")
+    train.add_argument("--batch-size", type=int, help=f"global batch (default {DEFAULTS['batch_size']})")
     train.add_argument("--learning-rate", type=float, help=f"Adam learning rate (default {DEFAULTS['learning_rate']})")
     train.add_argument("--seed", type=int, help="random seed for weights, shuffling and sampling (default 0)")
-    train.add_argument("--binarize", choices=["dynamic", "threshold"], help="binarize pixels on the fly")
+    train.add_argument("--binarize", choices=["dynamic", "threshold", "none"],
+                       help="binarise grey levels for training (dynamic: a fresh Bernoulli draw each time; "
+                            "evaluation then uses one seeded draw). Default per data set, see README")
     train.add_argument("--limit", type=int, help="use only the first N training examples")
-    train.add_argument("--beta", type=float, help="KL weight of beta-vae")
-    train.add_argument("--capacity-max", type=float, help="beta-vae: target KL C_max in nats (capacity annealing)")
-    train.add_argument("--capacity-steps", type=int, help="beta-vae: steps over which C rises to C_max")
-    train.add_argument("--gamma", type=float, help="beta-vae: weight of |KL - C|")
-    train.add_argument("--alpha", type=float, help="vsc: prior slab probability in (0, 1) (default 0.5)")
-    train.add_argument("--sharpness-start", type=float, help="vsc: relaxation sharpness c at step 0 (default 50)")
-    train.add_argument("--sharpness-end", type=float, help="vsc: sharpness c after --sharpness-steps (default 200)")
-    train.add_argument("--sharpness-steps", type=int, help="vsc: steps over which c rises (default 20000)")
-    train.add_argument("--warmup-start", type=int, help="vsc: spike warm-up: step where the slab starts to open")
-    train.add_argument("--warmup-end", type=int, help="vsc: spike warm-up: step where the slab is fully open (0: off)")
-    train.add_argument("--num-samples", type=int, metavar="K",
-                       help="iwae/miwae/ciwae/piwae: importance samples K per estimate")
-    train.add_argument("--num-estimates", type=int, metavar="M", help="miwae/piwae: independent estimates M")
-    train.add_argument("--ciwae-beta", type=float, help="ciwae: weight of the ELBO in [0, 1] (default 0.05)")
-    train.add_argument("--dreg", action="store_true", default=None,
-                       help="iwae/miwae/piwae: doubly reparameterised encoder gradient")
-    train.add_argument("--components", type=int, metavar="K", help="llgae: local linear components (default 11)")
-    train.add_argument("--inference-steps", type=int, metavar="T", help="llgae/lgae: inference gradient steps (default 5)")
-    train.add_argument("--step-size", type=float, help="llgae/lgae: inference step size for [0, 1] pixels (default 0.01)")
+    train.add_argument("--label-column", help="--dataset FILE.csv/.tsv: the column (name or 0-based index) "
+                                              "holding labels")
+    train.add_argument("--image-size", type=int, metavar="N", help="--dataset FOLDER: resize images to NxN")
+    train.add_argument("--validation-fraction", type=float, metavar="F",
+                       help="--dataset FILE/FOLDER: held-out fraction for evaluation (default 0.1)")
+    for flag, entry in model_flags().items():
+        option = entry["option"]
+        default = option.default
+        help_text = f"{', '.join(entry['models'])}: {option.help}"
+        if isinstance(default, bool):
+            train.add_argument(f"--{flag}", action=argparse.BooleanOptionalAction, default=None, help=help_text)
+            continue
+        kind = int if isinstance(default, int) else (str if isinstance(default, str) else float)
+        if default is not None:
+            help_text += f" (default {default})"
+        train.add_argument(f"--{flag}", type=kind, help=help_text)
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -144,10 +153,13 @@ def _train_settings(args):
             raise UsageError(f"--config: {args.config} is not a tfvae config.json (no 'settings')") from None
         settings.update(saved)
     for key, value in vars(args).items():
-        if value is not None and key not in ("command", "config", "out", "overwrite", "quiet", "data_dir",
-                                             "log_likelihood_samples", "disentanglement_scale"):
+        if value is not None and key not in _NOT_SETTINGS:
             settings[key] = value
     return settings
+
+
+def _is_file_dataset(name):
+    return isinstance(name, str) and (os.sep in name or "." in name or pathlib.Path(name).exists())
 
 
 def _check_settings(settings):
@@ -155,8 +167,10 @@ def _check_settings(settings):
 
     if settings["model"] not in models.REGISTRY:
         raise UsageError(f"unknown model {settings['model']!r}; expected one of {', '.join(sorted(models.REGISTRY))}")
-    if settings["dataset"] not in data.DATASETS:
-        raise UsageError(f"unknown data set {settings['dataset']!r}; expected one of {', '.join(sorted(data.DATASETS))}")
+    if settings["dataset"] not in data.DATASETS and not _is_file_dataset(settings["dataset"]):
+        raise UsageError(f"unknown data set {settings['dataset']!r}; expected one of "
+                         f"{', '.join(sorted(data.DATASETS))}, or the path of a .npy, .npz, .csv, .tsv file or "
+                         "an image folder")
     for key in ("latent_dim", "epochs", "batch_size"):
         if not isinstance(settings[key], int) or settings[key] <= 0:
             raise UsageError(f"--{key.replace('_', '-')} must be a positive integer, got {settings[key]}")
@@ -164,41 +178,100 @@ def _check_settings(settings):
         raise UsageError(f"--limit must be a positive integer, got {settings['limit']}")
     if not (settings["learning_rate"] > 0 and math.isfinite(settings["learning_rate"])):
         raise UsageError(f"--learning-rate must be a positive number, got {settings['learning_rate']}")
-    for key, (_, accepted) in MODEL_OPTIONS.items():
-        if settings.get(key) is not None and settings["model"] not in accepted:
-            raise UsageError(f"--{key.replace('_', '-')} applies to {', '.join(accepted)}, not {settings['model']}")
-    if not issubclass(models.REGISTRY[settings["model"]], models.VariationalModel):
-        # decoder-only models (llgae, lgae) have no encoder network and no likelihood
-        for key in ("architecture", "likelihood", "observation_scale"):
-            if settings[key] != DEFAULTS[key]:
-                raise UsageError(f"--{key.replace('_', '-')} applies to the variational models, not "
-                                 f"{settings['model']} (it has no encoder network or likelihood)")
+    if not _is_file_dataset(settings["dataset"]):
+        for key in ("label_column", "image_size"):
+            if settings.get(key) is not None:
+                raise UsageError(f"--{key.replace('_', '-')} applies to --dataset FILE or FOLDER, "
+                                 f"not the built-in {settings['dataset']!r}")
+    for flag, entry in model_flags().items():
+        if settings.get(flag.replace("-", "_")) is not None and settings["model"] not in entry["models"]:
+            raise UsageError(f"--{flag} applies to {', '.join(entry['models'])}, not {settings['model']}")
 
 
-def _build_model(settings, image_shape):
+def _model_options(settings, source):
+    """The model's constructor options from the settings: the flags given, the data set's
+    likelihood default, its standardisation and (β-TCVAE) its size."""
     from tfvae import models
 
-    kwargs = {keyword: settings[key] for key, (keyword, accepted) in MODEL_OPTIONS.items()
-              if settings.get(key) is not None and settings["model"] in accepted}
     cls = models.get(settings["model"])
-    if issubclass(cls, models.VariationalModel):
-        kwargs.update(architecture=settings["architecture"], likelihood=settings["likelihood"],
-                      observation_scale=settings["observation_scale"])
-    return cls(image_shape=image_shape, latent_dim=settings["latent_dim"], **kwargs)
+    declared = cls.declared_options()
+    options = {entry["keyword"]: settings[flag.replace("-", "_")] for flag, entry in model_flags().items()
+               if settings["model"] in entry["models"] and settings.get(flag.replace("-", "_")) is not None}
+    if "likelihood" in declared and "likelihood" not in options:
+        options["likelihood"] = source.likelihood
+    if "standardization" in declared and source.standardization is not None:
+        options["standardization"] = source.standardization
+    if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
+        options["dataset_size"] = source.train_size
+    return cls, options
 
 
-def _datasets(settings, data_dir, split=None, with_train=True):
-    from tfvae import data
+def _build_model(settings, source):
+    cls, options = _model_options(settings, source)
+    return cls(source.feature_shape, settings["latent_dim"], **options)
 
-    info = data.info(settings["dataset"])
-    # evaluate and plot need no training split (shapes2d would render all 727,280 images for it)
-    train = data.load(settings["dataset"], "train", data_dir=data_dir, batch_size=settings["batch_size"],
-                      shuffle=True, seed=settings["seed"], binarize=settings["binarize"],
-                      limit=settings["limit"]) if with_train else None
-    held_out = split or ("valid" if "valid" in info.splits else "test")
-    evaluation = data.load(settings["dataset"], held_out, data_dir=data_dir, batch_size=500,
-                           binarize="threshold" if settings["binarize"] else None)
-    return info, train, evaluation
+
+class DataSource:
+    """What a run trains and evaluates on: a built-in data set or the user's file, with its
+    pipelines, example shape, default likelihood and (real values) standardisation."""
+
+    def __init__(self, settings, data_dir, split=None, with_train=True):
+        from tfvae import data
+
+        name, batch = settings["dataset"], settings["batch_size"]
+        self.name = name
+        if _is_file_dataset(name):
+            user = data.load_file(name, label_column=_label_column(settings.get("label_column")),
+                                  image_size=settings.get("image_size"),
+                                  validation_fraction=settings.get("validation_fraction", 0.1),
+                                  seed=settings["seed"])
+            if user.validation_fraction == 0:
+                raise UsageError("--validation-fraction must be > 0: the run is evaluated on held-out data")
+            self.feature_shape, self.likelihood = user.feature_shape, user.likelihood
+            self.standardization = None if user.standardizer is None else {
+                "mean": user.standardizer.mean.numpy().tolist(), "scale": user.standardizer.std.numpy().tolist()}
+            self.train_size = len(user.train_indices)
+            self.train, self.held_out = user.datasets(batch, shuffle=True, seed=settings["seed"])
+            self.held_out = user.datasets(500, shuffle=False)[1]
+            self.dataset_name, self.user_data = None, user
+            if not with_train:
+                self.train = None
+            return
+        info = data.info(name)
+        likelihood, binarize = DATASET_LIKELIHOODS.get(name, ("bernoulli", None))
+        if settings.get("likelihood") not in (None, likelihood):
+            binarize = None  # the data set's binarisation goes with its default likelihood only
+        if settings["binarize"] is not None:  # given: "dynamic", "threshold" or "none"
+            binarize = None if settings["binarize"] == "none" else settings["binarize"]
+        self.binarize = binarize
+        self.feature_shape, self.likelihood, self.standardization = info.image_shape, likelihood, None
+        size = info.num_examples["train"]
+        self.train_size = min(size, settings["limit"] or size)
+        self.dataset_name, self.user_data = name, None
+        # evaluate and plot need no training split (shapes2d would render all 727,280 images for it)
+        self.train = data.load(name, "train", data_dir=data_dir, batch_size=batch, shuffle=True,
+                               seed=settings["seed"], binarize=binarize, limit=settings["limit"]) \
+            if with_train else None
+        held_out = split or ("valid" if "valid" in info.splits else "test")
+        # a binarised training set is evaluated on one seeded draw of the test set (a normalised
+        # log-likelihood comparable with the literature); "threshold" stays "threshold"
+        evaluation = {"dynamic": "fixed", "threshold": "threshold"}.get(binarize)
+        self.held_out = data.load(name, held_out, data_dir=data_dir, batch_size=500, binarize=evaluation,
+                                  seed=settings["seed"])
+
+    def arrays(self):
+        """The training examples as an array (LLGAE's k-means start)."""
+        from tfvae import data
+
+        if self.user_data is not None:
+            return self.user_data.arrays("train")[0]
+        return data.load_arrays(self.name, "train")[0]
+
+
+def _label_column(value):
+    if value is None:
+        return None
+    return int(value) if str(value).lstrip("-").isdigit() else value
 
 
 def _atomic_write_text(path, text):
@@ -245,13 +318,16 @@ def cmd_train(args):
     from tfvae import evaluation
 
     keras.utils.set_random_seed(settings["seed"])
-    info, train, held_out = _datasets(settings, args.data_dir)
-    model = _build_model(settings, info.image_shape)
-    if hasattr(model, "initialize_from_data"):  # llgae/lgae: k-means + local PCA start, no dead components
-        from tfvae import data
-
-        train_images, _ = data.load_arrays(settings["dataset"], "train", data_dir=args.data_dir)
-        model.initialize_from_data(train_images[:settings["limit"]], seed=settings["seed"])
+    source = DataSource(settings, args.data_dir)
+    train, held_out = source.train, source.held_out
+    model = _build_model(settings, source)
+    # config.json records what the defaults resolved to, so --config reproduces this run exactly
+    if source.dataset_name is not None:
+        settings["binarize"] = source.binarize or "none"
+    if isinstance(getattr(model, "likelihood_option", None), str):
+        settings["likelihood"] = model.likelihood_option
+    if model.initializes_from_data():  # llgae/lgae: k-means + local PCA start, no dead components
+        model.initialize_from_data(source.arrays()[:settings["limit"]], seed=settings["seed"])
     model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
     config = {"tfvae": "run", "settings": settings, "model_class": type(model).__name__,
               "model_config": model.get_config()}
@@ -265,7 +341,7 @@ def cmd_train(args):
     seconds = time.time() - start
     save_model_atomically(model, out / "model.keras")
     _atomic_write_text(out / "history.json", json.dumps(history.history, indent=2))
-    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir,
+    metrics = evaluation.evaluate_model(model, held_out, dataset=source.dataset_name, data_dir=args.data_dir,
                                         **evaluation_options)
     metrics["train_seconds"] = round(seconds, 2)
     _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
@@ -292,7 +368,8 @@ def _summary(out, settings, metrics):
     lines = [f"trained {settings['model']} on {settings['dataset']} "
              f"(latent {settings['latent_dim']}, {settings['epochs']} epochs, "
              f"{metrics.get('train_seconds', 0):.0f} s)"]
-    for key in ("test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "active_units",
+    for key in ("likelihood", "test_elbo", "test_reconstruction", "test_kl", "test_log_likelihood", "test_bits_per_dim",
+                "active_units",
                 "probe_accuracy", "code_nonzero_fraction", "code_mean_active_dims", "test_reconstruction_error",
                 "beta_vae_score", "factor_vae_score", "mig"):
         if key in metrics:
@@ -320,8 +397,8 @@ def cmd_evaluate(args):
     from tfvae import evaluation
 
     model, settings = _load_run(args.run_dir)
-    _, _, held_out = _datasets(settings, args.data_dir, split=args.split, with_train=False)
-    metrics = evaluation.evaluate_model(model, held_out, dataset=settings["dataset"], data_dir=args.data_dir,
+    source = DataSource(settings, args.data_dir, split=args.split, with_train=False)
+    metrics = evaluation.evaluate_model(model, source.held_out, dataset=source.dataset_name, data_dir=args.data_dir,
                                         **_evaluation_options(args))
     previous = args.run_dir / "metrics.json"
     if previous.exists():
@@ -333,7 +410,7 @@ def cmd_evaluate(args):
 
 def cmd_plot(args):
     model, settings = _load_run(args.run_dir)
-    _, _, held_out = _datasets(settings, args.data_dir, with_train=False)
+    held_out = DataSource(settings, args.data_dir, with_train=False).held_out
     which = {name for name in ("reconstructions", "samples", "traversals", "kl") if getattr(args, name)} or None
     metrics_path = args.run_dir / "metrics.json"
     kl = json.loads(metrics_path.read_text()).get("kl_per_dimension") if metrics_path.exists() else None
@@ -349,14 +426,16 @@ def _draw(model, held_out, out, kl, which, history=None):
 
     images = next(iter(held_out))[0].numpy()
     drawn = []
-    if which is None or "reconstructions" in which:
+    can = set(model.plots())
+    if len(images.shape) == 2:  # vectors: profiles of reconstructions; no image grids to draw
+        can &= {"reconstructions", "kl"}
+    if "reconstructions" in can and (which is None or "reconstructions" in which):
         drawn.append(plots.plot_reconstructions(model, images[:10], out / "reconstructions.png"))
-    generative = hasattr(model, "sample")  # decoder-only models (llgae) have no prior to sample
-    if generative and (which is None or "samples" in which):
+    if "samples" in can and (which is None or "samples" in which):
         drawn.append(plots.plot_samples(model, out / "samples.png"))
-    if generative and (which is None or "traversals" in which):
+    if "traversals" in can and (which is None or "traversals" in which):
         drawn.append(plots.plot_traversals(model, images[0], out / "traversals.png", kl=kl))
-    if hasattr(model, "component_means") and which is None:  # llgae: μ_k, centred, around mid-grey
+    if "component_means" in can and which is None:  # llgae: μ_k, centred, around mid-grey
         drawn.append(plots.image_grid([model.component_means().numpy() + 0.5], out / "component_means.png",
                                       title="component means (+0.5)"))
     if kl is not None and (which is None or "kl" in which):

@@ -58,10 +58,29 @@ def image_grid(rows, path, title=None, row_labels=None, column_labels=None):
 
 
 def plot_reconstructions(model, images, path, title="originals (top) and reconstructions (bottom)"):
-    """Originals above their reconstructions ``model.reconstruct(images)``."""
+    """Originals above their reconstructions ``model.reconstruct(images)``; for vector data
+    (examples shaped ``[D]``) each example's profile, original against reconstruction."""
     images = np.asarray(images, np.float32)
     reconstructions = np.asarray(model.reconstruct(images))
+    if images.ndim == 2:
+        return plot_profiles(images, reconstructions, path)
     return image_grid([images, reconstructions], path, title=title)
+
+
+def plot_profiles(originals, reconstructions, path, max_examples=6,
+                  title="feature profiles: originals and reconstructions"):
+    """Vector examples ``[N, D]`` as line profiles over the feature index, one panel each."""
+    count = min(max_examples, len(originals))
+    fig, axes = plt.subplots(count, 1, figsize=(8, 1.3 * count + 0.5), sharex=True, squeeze=False)
+    for i in range(count):
+        ax = axes[i, 0]
+        ax.plot(originals[i], color="0.2", linewidth=1, label="original")
+        ax.plot(reconstructions[i], color="C1", linewidth=1, linestyle="--", label="reconstruction")
+        ax.tick_params(labelsize=7)
+    axes[0, 0].legend(fontsize=7, loc="upper right")
+    axes[-1, 0].set_xlabel("feature")
+    fig.suptitle(title)
+    return _save(fig, path)
 
 
 def plot_samples(model, path, num_samples=32, seed=0, columns=8, title="samples from the prior"):

@@ -80,7 +80,8 @@ def load(name, split="train", *, data_dir=None, flatten=False, binarize=None, ba
       flatten: yield flat vectors.
       binarize: ``None`` (grey levels), ``"threshold"`` (x > 0.5) or ``"dynamic"`` (a fresh
         Bernoulli(x) draw every time an example is used, as in the IWAE paper, Burda et al. 2015;
-        different every epoch, reproducible for a ``seed``).
+        different every epoch, reproducible for a ``seed``) or ``"fixed"`` (one Bernoulli(x)
+        draw per example from ``seed``, the same every pass: a binarised test set).
       batch_size: examples per batch; ``None`` yields single examples.
       shuffle: reshuffle the whole split every epoch.
       seed: makes shuffling and dynamic binarization reproducible.

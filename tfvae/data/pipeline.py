@@ -18,9 +18,10 @@ Decoding per batch rather than per example costs ~10x less CPU, which matters on
 where the input pipeline shares cores with training.
 """
 
+import numpy as np
 import tensorflow as tf
 
-BINARIZE_MODES = (None, "threshold", "dynamic")
+BINARIZE_MODES = (None, "threshold", "dynamic", "fixed")
 
 
 def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, batch_size=None,
@@ -33,7 +34,9 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
       pixel_scale: the stored value of a white pixel (255, 16, 1).
       flatten: yield images as ``[H * W * C]`` vectors.
       binarize: ``None``; ``"threshold"``: x > 0.5; ``"dynamic"``: a fresh draw
-        b ~ Bernoulli(x) every time an example is used (Burda et al. 2015), so E[b] = x.
+        b ~ Bernoulli(x) every time an example is used (Burda et al. 2015), so E[b] = x;
+        ``"fixed"``: one draw b ~ Bernoulli(x) per example from ``seed`` (0 when None), the same
+        on every pass: a binarised test set for log-likelihoods comparable with the literature.
       batch_size, drop_remainder: ``Dataset.batch`` arguments; ``None`` yields single examples.
       shuffle, seed: reshuffle every epoch from ``seed``; the dynamic binarization's noise is also
         drawn from ``seed``, so a seeded pipeline replays exactly, epoch by epoch.
@@ -41,6 +44,12 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
       prefetch: overlap input with training (``tf.data.AUTOTUNE``).
     """
     num_examples = len(images)
+    if binarize == "fixed":
+        rng = np.random.default_rng(0 if seed is None else seed)
+        # b ~ Bernoulli(x): P(u < x) = x for u ~ Uniform[0, 1); stays uint8 (0 or pixel_scale)
+        images = np.where(rng.random(images.shape, dtype=np.float32) * pixel_scale < images,
+                          pixel_scale, 0).astype(images.dtype)
+        binarize = None
     dataset = tf.data.Dataset.from_tensor_slices((images, labels))
     if cache:
         dataset = dataset.cache()

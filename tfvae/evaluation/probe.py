@@ -80,7 +80,7 @@ def probe_metrics(model, context):
     ``probe_train=0`` skips it."""
     dataset = context.get("dataset")
     num_train = context.get("options", {}).get("probe_train", DEFAULT_NUM_TRAIN)
-    if not hasattr(model, "slab_probabilities") or dataset is None or not num_train:
+    if not model.has_sparse_codes() or dataset is None or not num_train:
         return {}
     from tfvae import data
 

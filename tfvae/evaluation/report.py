@@ -23,7 +23,7 @@ def _test_objective(model, context):
 
 def _latent_usage(model, context):
     """Active units and the KL each latent dimension carries."""
-    if not hasattr(model, "kl_per_dimension"):
+    if not model.is_probabilistic():
         return {}
     count, variances = active_units(model, context["test_data"])
     kl = kl_per_dimension(model, context["test_data"])
@@ -45,4 +45,26 @@ def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
     metrics = {}
     for evaluator in EVALUATORS:
         metrics.update(evaluator(model, context))
+    metrics.update(_likelihood_units(model, metrics))
     return metrics
+
+
+#: likelihoods whose data are discrete, so log p(x) is a log-probability and bits/dim mean a code length
+_DISCRETE = ("binary", "counts")
+
+
+def _likelihood_units(model, metrics):
+    """Names the likelihood and the units of every log-density in metrics.json: nats per example
+    and, for discrete data, bits per dimension (−log₂ p(x) / D)."""
+    if not model.is_probabilistic():
+        return {}
+    layer = model.likelihood_layer
+    units = {"likelihood": getattr(layer, "kind", type(layer).__name__),
+             "likelihood_support": getattr(layer, "support", None),
+             "log_density_units": "nats per example"}
+    if model.get_config().get("standardization") is not None:
+        units["log_density_units"] += " (of the data in their own units: the standardisation's Jacobian included)"
+    if "test_log_likelihood" in metrics and units["likelihood_support"] in _DISCRETE:
+        dimensions = int(np.prod(model.feature_shape))
+        units["test_bits_per_dim"] = -metrics["test_log_likelihood"] / (dimensions * np.log(2.0))
+    return units

@@ -66,7 +66,7 @@ def code_sparsity(model_or_encode_fn, images, batch_size=500):
 def sparsity_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: code sparsity on the test data
     for models with sparse codes (those with ``slab_probabilities``, such as VSC)."""
-    if not hasattr(model, "slab_probabilities"):
+    if not model.has_sparse_codes():
         return {}
     stats = code_sparsity(model, context["test_data"])
     return {f"code_{name}": value for name, value in stats.items() if name != "latent_dim"}

@@ -148,6 +148,14 @@ class VariationalModel(TrainingLoop):
             raise ValueError(f"the decoder must output [batch, {', '.join(map(str, want_shape))}], "
                              f"got {tuple(got)}")
 
+    # ------------------------------------------------------------------------ capabilities
+
+    def is_probabilistic(self):
+        return True
+
+    def plots(self):
+        return ("reconstructions", "samples", "traversals", "kl")
+
     # ----------------------------------------------------------------- the probabilistic model
 
     def posterior_params_per_latent(self):

@@ -239,6 +239,12 @@ class LLGAE(TrainingLoop):
         error = centred / self.pixels * (PIXEL_RANGE / self.pixel_scale) ** 2
         return Objective(loss, error, chosen, chosen_coefficients)
 
+    def initializes_from_data(self):
+        return True
+
+    def plots(self):
+        return ("reconstructions", "component_means")
+
     def initialize_from_data(self, images, seed=0, max_images=20000):
         """Starts training from a mixture-of-PCA guess instead of random values.
 

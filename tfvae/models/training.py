@@ -117,6 +117,29 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         """Warnings (strings) about a NumPy sample of the data that do not stop training."""
         return []
 
+    # ------------------------------------------------------- capabilities (what a model can do)
+
+    def is_probabilistic(self):
+        """True when the model has a prior, an encoder distribution and a likelihood: it can
+        sample, report ELBOs and importance-sampled log-likelihoods, and export them."""
+        return False
+
+    def has_sparse_codes(self):
+        """True when ``encode`` gives codes with exact zeros (sparsity metrics and probes apply)."""
+        return False
+
+    def plots(self):
+        """The pictures :mod:`tfvae.plots` can draw for this model (``tfvae plot`` flags)."""
+        return ("reconstructions",)
+
+    def initializes_from_data(self):
+        """True when :meth:`initialize_from_data` does something (``tfvae train`` then calls it)."""
+        return False
+
+    def initialize_from_data(self, examples, seed=0):
+        """A data-driven start before training (nothing here; LLGAE's k-means + local PCA)."""
+        return None
+
     # ------------------------------------------------------------------- the shared loop
 
     @property

@@ -151,6 +151,9 @@ class VSC(VariationalModel):
 
     # ------------------------------------------------------------------------- user API
 
+    def has_sparse_codes(self):
+        return True
+
     def slab_probabilities(self, images, training=False):
         """γ, the posterior probability that each code entry is non-zero, ``[batch, latent]``."""
         params = self.encode_params(self._as_images(images), training=training)
