@@ -216,7 +216,7 @@ def test_encode_decode_reconstruct_sample_shapes(digits):
     ({"latent_dim": 0}, "latent_dim must be a positive integer"),
     ({"latent_dim": 2.5}, "latent_dim must be a positive integer"),
     ({"architecture": "transformer"}, "unknown architecture 'transformer'"),
-    ({"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
+    ({"likelihood": "laplace"}, "unknown likelihood 'laplace'"),
     ({"likelihood": "gaussian", "observation_scale": 0.0}, "observation scale must be a positive"),
     ({"image_shape": (8, 8)}, "image shape"),
 ])
