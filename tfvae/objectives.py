@@ -8,10 +8,13 @@ The KL-regularised objectives of the VAE family take the reconstruction term
 ``E_q[log p(x|z)]`` and ``KL(q(z|x) ‖ p(z))`` per example instead, because their KL is analytic.
 """
 
+import collections
 import math
 import numbers
 
 import tensorflow as tf
+
+from tfvae import validation
 
 
 def elbo(log_weights):
@@ -204,3 +207,154 @@ def check_unit_interval(name, value):
             or not math.isfinite(value) or not 0.0 <= value <= 1.0:
         raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
     return float(value)
+
+
+# ---------------------------------------------------------- β-TCVAE: the decomposed KL
+#
+# Chen, Li, Grosse and Duvenaud (2018), "Isolating sources of disentanglement in VAEs". With
+# q(z) = (1/N) Σ_n q(z|x_n) the aggregate posterior of a data set of N examples, the average KL
+# splits into three terms that the minibatch estimates below compute per example:
+#
+#     E_x KL(q(z|x) ‖ p(z)) = I(x; z)                       E[log q(z|x) − log q(z)]
+#                           + KL(q(z) ‖ Π_j q(z_j))   (TC)  E[log q(z) − Σ_j log q(z_j)]
+#                           + Σ_j KL(q(z_j) ‖ p(z_j))       E[Σ_j log q(z_j) − log p(z)]
+#
+# The three per-example terms telescope to log q(z|x) − log p(z) exactly, whatever estimate of
+# log q(z) is used; the estimator only decides how that total is shared out.
+
+#: estimators of log q(z) on a minibatch (Chen et al. 2018, appendix C)
+TC_ESTIMATORS = ("mss", "mws")
+
+
+class KLDecomposition(collections.namedtuple("KLDecomposition", [
+        "mutual_information", "total_correlation", "dimension_kl",
+        "log_q_z_given_x", "log_q_z", "log_prod_q_z_j", "log_p_z"])):
+    """Per-example terms of the β-TCVAE decomposition, each ``[batch]`` (see
+    :func:`total_correlation_terms`). Their batch means estimate I(x; z), the total correlation and
+    the dimension-wise KL; ``mutual_information + total_correlation + dimension_kl`` equals
+    ``log_q_z_given_x − log_p_z`` example by example."""
+
+
+def _check_dataset_size(dataset_size):
+    return validation.positive_int("dataset_size", dataset_size)
+
+
+def _check_estimator(estimator):
+    return validation.choice("estimator", estimator, TC_ESTIMATORS)
+
+
+def log_importance_weight_matrix(batch_size, dataset_size, estimator="mss"):
+    """Log-weights ``W[i, j]`` of the minibatch estimate ``q(z_i) ≈ Σ_j W[i, j] q(z_i | x_j)`` of
+    the aggregate posterior at code z_i ~ q(z|x_i), for a batch of B examples drawn from a data set
+    of N (Chen et al. 2018, appendix C; M = B − 1 below):
+
+    * ``"mss"``, minibatch stratified sampling: the example's own posterior weighs 1/N, one other
+      example (the next one, cyclically) (N − M)/(N M), the remaining M − 1 weigh 1/M each; every
+      row sums to 1. This is the paper's formula. (The reference code's
+      ``_log_importance_weight_matrix`` writes it with strides ``[::M+1]`` / ``[1::M+1]``, which
+      run down columns 0 and 1 instead of along the diagonal, so its own-posterior weight lands on
+      example 0 for every row; its pull request #1 reports this. Here the own weight is on the
+      diagonal.) A batch of one gives W = [[1/N]].
+    * ``"mws"``, minibatch weighted sampling: every entry is 1/(N B), as in the paper and its code.
+      The rows sum to 1/N, so log q(z) and each log q(z_j) come out about log N too low; the
+      constant does not change gradients, but it shifts the reported terms: the TC by about
+      +(D − 1) log N, the mutual information by +log N, the dimension-wise KL by −D log N.
+
+    Args:
+      batch_size: B, a Python int or a scalar int tensor (dynamic batch sizes are fine).
+      dataset_size: N >= B − 1, a positive Python int.
+      estimator: ``"mss"`` or ``"mws"``.
+    Returns:
+      float32 ``[B, B]``: row i is the code z_i, column j the posterior q(·|x_j).
+
+    Example:
+      >>> np.exp(log_importance_weight_matrix(3, 10).numpy())
+      array([[0.1 , 0.4 , 0.5 ],
+             [0.5 , 0.1 , 0.4 ],
+             [0.4 , 0.5 , 0.1 ]], dtype=float32)
+    """
+    dataset_size = float(_check_dataset_size(dataset_size))
+    estimator = _check_estimator(estimator)
+    batch = tf.convert_to_tensor(batch_size, tf.int32)
+    message = ("minibatch stratified sampling needs dataset_size N >= B - 1 for a batch of B "
+               f"(the batch is drawn from the data set); got N={int(dataset_size)}")
+    static_batch = tf.get_static_value(batch)
+    if estimator == "mss" and static_batch is not None and dataset_size < int(static_batch) - 1:
+        raise ValueError(f"{message}, B={int(static_batch)}")
+    if estimator == "mss" and static_batch is None:
+        with tf.control_dependencies([tf.debugging.assert_less_equal(
+                tf.cast(batch - 1, tf.float32), dataset_size, message=message)]):
+            batch = tf.identity(batch)
+    if estimator == "mws":
+        return tf.fill([batch, batch], -math.log(dataset_size) - tf.math.log(tf.cast(batch, tf.float32)))
+    others = tf.cast(tf.maximum(batch - 1, 1), tf.float32)  # M; max() only guards B = 1
+    rows, columns = tf.range(batch)[:, None], tf.range(batch)[None, :]
+    # (N − M)/(N M) is 0 for N = M; log(0) = −inf is a weight of zero, which logsumexp handles
+    strat = tf.math.log(dataset_size - others) - tf.math.log(dataset_size * others)
+    log_weights = tf.where(tf.equal(columns, (rows + 1) % batch), strat, -tf.math.log(others))
+    return tf.where(tf.equal(rows, columns), tf.fill([batch, batch], -math.log(dataset_size)), log_weights)
+
+
+def total_correlation_terms(log_q_pairs, log_prior, dataset_size, estimator="mss"):
+    """Minibatch estimates of the β-TCVAE terms (Chen et al. 2018) for a batch of B codes
+    z_i ~ q(z|x_i) of D dimensions, from a factorised posterior and prior:
+
+        log q(z_i)          ≈ logsumexp_j (W[i, j] + Σ_d log q(z_{i,d} | x_j))
+        Σ_d log q(z_{i,d})  ≈ Σ_d logsumexp_j (W[i, j] + log q(z_{i,d} | x_j))
+        mutual_information  = log q(z_i|x_i) − log q(z_i)
+        total_correlation   = log q(z_i) − Σ_d log q(z_{i,d})
+        dimension_kl        = Σ_d log q(z_{i,d}) − log p(z_i)
+
+    with W from :func:`log_importance_weight_matrix` (N the data set's size, ``estimator`` "mss"
+    or "mws"). The batch means estimate I(x; z), KL(q(z) ‖ Π_d q(z_d)) and Σ_d KL(q(z_d) ‖ p(z_d));
+    the estimates of log q(z) are biased low for small batches (Jensen), less so as B grows.
+
+    Args:
+      log_q_pairs: ``[B, B, D]``, entry ``[i, j, d] = log q(z_{i,d} | x_j)``: dimension d of code
+        i under example j's posterior. For a tfd distribution ``q_d`` with batch shape ``[B, D]``
+        (the posterior without its ``Independent`` wrapper): ``q_d.log_prob(z[:, None, :])``.
+      log_prior: ``[B, D]``, ``log p(z_{i,d})``.
+      dataset_size: N, a positive int (>= B − 1 for "mss").
+      estimator: ``"mss"`` (stratified) or ``"mws"`` (weighted; its terms carry the constant
+        offsets described in :func:`log_importance_weight_matrix`).
+    Returns:
+      :class:`KLDecomposition` of ``[B]`` float32 tensors.
+
+    Example:
+      >>> q = tfd.Normal(loc, scale)                      # batch shape [B, D]
+      >>> z = q.sample()
+      >>> terms = total_correlation_terms(q.log_prob(z[:, None, :]), p.log_prob(z), 60000)
+      >>> tc = tf.reduce_mean(terms.total_correlation)
+    """
+    log_q_pairs = tf.cast(tf.convert_to_tensor(log_q_pairs), tf.float32)
+    log_prior = tf.cast(tf.convert_to_tensor(log_prior), tf.float32)
+    if log_q_pairs.shape.rank is not None and log_q_pairs.shape.rank != 3:
+        raise ValueError(f"log_q_pairs must be shaped [batch, batch, latent], got {log_q_pairs.shape}")
+    if log_prior.shape.rank is not None and log_prior.shape.rank != 2:
+        raise ValueError(f"log_prior must be shaped [batch, latent], got {log_prior.shape}")
+    dataset_size = _check_dataset_size(dataset_size)
+    estimator = _check_estimator(estimator)
+    batch = log_q_pairs.shape[0] if log_q_pairs.shape[0] is not None else tf.shape(log_q_pairs)[0]
+    log_weights = log_importance_weight_matrix(batch, dataset_size, estimator)
+    log_q_z = tf.reduce_logsumexp(log_weights + tf.reduce_sum(log_q_pairs, axis=-1), axis=1)
+    log_prod_q_z_j = tf.reduce_sum(
+        tf.reduce_logsumexp(log_weights[:, :, None] + log_q_pairs, axis=1), axis=-1)
+    log_q_z_given_x = tf.reduce_sum(tf.linalg.diag_part(tf.transpose(log_q_pairs, [2, 0, 1])), axis=0)
+    log_p_z = tf.reduce_sum(log_prior, axis=-1)
+    return KLDecomposition(
+        mutual_information=log_q_z_given_x - log_q_z,
+        total_correlation=log_q_z - log_prod_q_z_j,
+        dimension_kl=log_prod_q_z_j - log_p_z,
+        log_q_z_given_x=log_q_z_given_x, log_q_z=log_q_z, log_prod_q_z_j=log_prod_q_z_j,
+        log_p_z=log_p_z)
+
+
+def beta_tc_elbo(reconstruction, terms, beta):
+    """β-TCVAE (Chen et al. 2018): E_q[log p(x|z)] − I(x; z) − β · TC − Σ_d KL(q(z_d) ‖ p(z_d)),
+    per example, with ``terms`` a :class:`KLDecomposition` (:func:`total_correlation_terms`).
+
+    β weights only the total correlation. β = 1 gives
+    ``reconstruction + log p(z) − log q(z|x)``, the one-sample Monte Carlo ELBO.
+    """
+    return (reconstruction - terms.mutual_information - beta * terms.total_correlation
+            - terms.dimension_kl)

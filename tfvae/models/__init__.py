@@ -10,12 +10,14 @@ from tfvae.models.vae import VAE, BetaVAE
 from tfvae.models.iwae import CIWAE, IWAE, MIWAE, PIWAE
 from tfvae.models.vsc import VSC
 from tfvae.models.llgae import LGAE, LLGAE
+from tfvae.models.tcvae import BetaTCVAE
 
 #: model names as the command line spells them -> classes
 REGISTRY = {"vae": VAE, "beta-vae": BetaVAE}
 REGISTRY.update({"iwae": IWAE, "miwae": MIWAE, "ciwae": CIWAE, "piwae": PIWAE})
 REGISTRY["vsc"] = VSC
 REGISTRY.update({"llgae": LLGAE, "lgae": LGAE})
+REGISTRY["beta-tcvae"] = BetaTCVAE
 
 
 def get(name):
@@ -29,3 +31,4 @@ __all__ = ["REGISTRY", "BetaVAE", "ObjectiveValue", "VAE", "VariationalModel", "
 __all__ += ["CIWAE", "IWAE", "MIWAE", "PIWAE"]
 __all__ += ["VSC"]
 __all__ += ["LGAE", "LLGAE"]
+__all__ += ["BetaTCVAE"]
