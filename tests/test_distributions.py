@@ -12,6 +12,7 @@ import tensorflow_probability as tfp
 from scipy import integrate, special
 
 from tfvae.distributions import RelaxedBernoulli, SpikeAndSlab
+from tfvae.distributions.relaxed_bernoulli import relaxed_selection
 
 tfd = tfp.distributions
 
@@ -44,6 +45,33 @@ def _peer_bug_kl(mu, log_var, gamma, alpha):
     slab = gamma * 0.5 * (mu ** 2 + np.exp(log_var) - 1.0 - log_var)
     spike = (1.0 - gamma) * np.log(1.0 - gamma) / (1.0 - alpha) + gamma * np.log(gamma / alpha)
     return np.mean(slab + spike, axis=-1)
+
+
+def _relaxed_bernoulli_log_pdf(y, p, temperature):
+    """The density of Y = sigmoid((eta − 1 + p) / t), eta ~ U(0, 1), in float64 numpy, by change
+    of variables: the logit U = (eta − 1 + p) / t is uniform on ((p − 1)/t, p/t) with density t,
+    and du/dy = 1 / (y (1 − y)), so log pdf(y) = log t − log y − log(1 − y) where (p − 1)/t <
+    logit(y) <= p/t, and −inf elsewhere."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    u = special.logit(y)
+    inside = ((p - 1) / temperature < u) & (u <= p / temperature)
+    with np.errstate(divide="ignore"):
+        return np.where(inside, np.log(temperature) - np.log(y) - np.log(1.0 - y), -np.inf)
+
+
+def _quadrature_over(density, low, high, nodes=20):
+    """∫ density(y) dy over [low, high] ⊂ (0, 1), by 20-point Gauss-Legendre on panels that
+    halve towards 0 and towards 1 (where t / (y (1 − y)) is steep), with one vectorized call of
+    `density` (scipy's quad, point by point, took 10-20 s)."""
+    mid = np.clip(0.5, low, high)
+    halvings = lambda a, b: int(np.ceil(np.log2(b / a))) + 1  # noqa: E731
+    left = np.geomspace(low, mid, halvings(low, mid)) if mid > low else [low]
+    right = (1.0 - np.geomspace(1.0 - high, 1.0 - mid, halvings(1.0 - high, 1.0 - mid))
+             if high > mid else [high])
+    edges = np.unique(np.concatenate([left, right]))
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    a, b = edges[:-1, None], edges[1:, None]
+    return np.sum((b - a) / 2 * w * density((a + b) / 2 + (b - a) / 2 * x))
 
 
 # ----------------------------------------------------------------------------- SpikeAndSlab
@@ -407,21 +435,80 @@ class TestRelaxedBernoulli:
             m2 = integrate.quad(lambda s: special.expit(s / temperature) ** 2, p - 1, p)[0]
             np.testing.assert_allclose([mean, var], [m1, m2 - m1 ** 2], rtol=2e-3, atol=1e-6)
 
-    @pytest.mark.parametrize("temperature,p", [(1.0, 0.3), (0.1, 0.5), (0.02, 0.05), (0.5, 1.0)])
+    @pytest.mark.parametrize("temperature,p", [
+        (1.0, 0.3), (0.1, 0.5), (0.02, 0.05), (0.5, 1.0), (1.0 / 200.0, 0.1)])
     def test_log_prob_integrates_to_one(self, temperature, p):
         dist = RelaxedBernoulli(np.float64(temperature), probs=np.float64(p))
-        low, high = special.expit((p - 1) / temperature), special.expit(p / temperature)
+        lo, hi = (p - 1) / temperature, p / temperature  # the support's ends in logit space
+        low, high = special.expit(lo), special.expit(hi)   # ~1e-78 at c = 200
         density = lambda y: np.exp(dist.log_prob(y).numpy())  # noqa: E731
         # Quadrature in logit space (y = sigmoid(u)), where the density is smooth:
         # dy = y (1 − y) du.
         total = integrate.quad(
             lambda u: density(special.expit(u)) * special.expit(u) * special.expit(-u),
-            -60.0, 60.0, points=[(p - 1) / temperature, p / temperature], limit=200)[0]
+            lo - 5.0, hi + 5.0, points=[lo, hi], limit=200)[0]
         np.testing.assert_allclose(total, 1.0, atol=1e-6)
         # The same in y directly over the support, and nothing outside it.
-        np.testing.assert_allclose(integrate.quad(density, low, high, limit=200)[0], 1.0, atol=1e-4)
+        np.testing.assert_allclose(_quadrature_over(density, low, high), 1.0, atol=1e-6)
         outside = [low / 2, (1 + high) / 2] if high < 1 else [low / 2]
         assert np.all(np.isneginf(dist.log_prob(np.array(outside)).numpy()))
+
+    @pytest.mark.parametrize("sharpness", [50.0, 200.0, 1000.0])
+    def test_log_prob_is_finite_on_its_own_float32_samples(self, sharpness):
+        # At c >= 200 about half of the raw float32 sigmoids are exactly 0 or 1 (log_prob -inf);
+        # near 1, logit(y) of a draw just inside the support can land beyond it (-inf at c = 50).
+        probs = np.array([0.0, 0.05, 0.3, 0.5, 0.9, 1.0], np.float32)
+        dist = RelaxedBernoulli(np.float32(1.0 / sharpness), probs=probs)
+        y = dist.sample(10_000, seed=(31, 32))
+        assert y.dtype == tf.float32
+        y = y.numpy()
+        assert np.all((y > 0) & (y < 1))
+        log_prob = dist.log_prob(y).numpy()
+        assert np.all(np.isfinite(log_prob)), np.mean(~np.isfinite(log_prob), axis=0)
+        # The saturated regime is really exercised: many draws sit at the float32 ends of (0, 1).
+        at_the_ends = np.mean((y == np.finfo(np.float32).tiny) | (y == np.float32(1 - 2 ** -24)))
+        assert at_the_ends > (0.3 if sharpness >= 200 else 0.05), at_the_ends
+        # And the values are the density there (see the float64 reference below) wherever the
+        # float64 support test places the float32 draw inside the support: all but a few draws
+        # that round across an end of it.
+        reference = _relaxed_bernoulli_log_pdf(y, probs, 1.0 / sharpness)
+        assert np.mean(np.isfinite(reference)) > 0.999
+        # (atol: float32 rounding of log t, log y, log1p(−y), each a few units, where they cancel.)
+        np.testing.assert_allclose(log_prob[np.isfinite(reference)],
+                                   reference[np.isfinite(reference)], rtol=1e-6, atol=2e-6)
+
+    def test_log_prob_is_finite_on_draws_at_the_ends_of_the_support(self):
+        # A draw is relaxed_selection(p − u, t) with u on TF's uniform grid (multiples of
+        # 2^-23 in [0, 1)); take the 64 grid points next to each end, for many p and t. TF's
+        # float32 sigmoid is a few ulps off monotone, so some such draws land just outside the
+        # support computed by the same arithmetic: a test without slack gives -inf here.
+        u = np.concatenate([np.arange(64) * 2.0 ** -23, 1 - np.arange(1, 65) * 2.0 ** -23])
+        u = u.astype(np.float32)[:, None]
+        probs = np.linspace(0.0, 1.0, 201).astype(np.float32)
+        for sharpness in [1.0, 2.0, 5.0, 10.0, 50.0, 200.0]:
+            temperature = np.float32(1.0 / sharpness)
+            y = relaxed_selection(tf.constant(probs - u), temperature)
+            log_prob = RelaxedBernoulli(temperature, probs=probs).log_prob(y).numpy()
+            assert np.all(np.isfinite(log_prob)), (sharpness, np.sum(~np.isfinite(log_prob)))
+
+    def test_log_prob_matches_a_float64_change_of_variables(self):
+        # float32 points across the whole support at c = 200, deep tails included (y from
+        # 1e-37 to 1 - 5e-5), against the float64 reference.
+        temperature, p = 1.0 / 200.0, 0.05
+        dist = RelaxedBernoulli(np.float32(temperature), probs=np.float32(p))
+        y = special.expit(np.linspace(-85.0, 9.9, 400)).astype(np.float32)
+        np.testing.assert_allclose(dist.log_prob(y), _relaxed_bernoulli_log_pdf(y, p, temperature),
+                                   rtol=1e-6, atol=2e-6)
+        # Above the support (which ends at sigmoid(10)), inside (0, 1): zero density. (Its lower
+        # end, sigmoid(-190), is below every positive float32.)
+        outside = special.expit(np.array([10.5, 12.0])).astype(np.float32)
+        assert np.all(np.isneginf(dist.log_prob(outside).numpy()))
+        # float64 at c = 1000: the support's logits are (-300, 700], all y < 1 from logit 36.7 on.
+        dist64 = RelaxedBernoulli(np.float64(1e-3), probs=np.float64(0.7))
+        y64 = special.expit(np.linspace(-299.0, 36.0, 500))
+        np.testing.assert_allclose(dist64.log_prob(y64), _relaxed_bernoulli_log_pdf(y64, 0.7, 1e-3),
+                                   rtol=1e-12)
+        assert np.isneginf(dist64.log_prob(special.expit(-301.0)).numpy())
 
     def test_cdf_and_quantile_agree_with_samples_and_density(self):
         dist = RelaxedBernoulli(0.3, probs=[0.2, 0.7])

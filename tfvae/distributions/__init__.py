@@ -1,11 +1,12 @@
-"""TFP distributions of tfvae's own, with their KL divergences registered in
-``tfp.distributions.kl_divergence``.
+"""TFP distributions of tfvae's own (those of Variational Sparse Coding).
 
 * :class:`SpikeAndSlab`: ``gamma * Normal(loc, scale) + (1 - gamma) * delta_0`` per dimension, the
   prior and posterior of Variational Sparse Coding, with a closed-form SpikeAndSlab ‖ SpikeAndSlab
-  KL and an optional relaxed, reparameterized sampler.
+  KL registered in ``tfp.distributions.kl_divergence`` and an optional relaxed, reparameterized
+  sampler.
 * :class:`RelaxedBernoulli`: VSC's uniform-noise relaxation ``sigmoid((eta - 1 + p) / temperature)``
-  of a Bernoulli (not the Concrete relaxation of ``tfd.RelaxedBernoulli``).
+  of a Bernoulli (not the Concrete relaxation of ``tfd.RelaxedBernoulli``); its samples stay
+  strictly inside (0, 1) in floating point, so ``log_prob`` is finite on them.
 
 Example::
 

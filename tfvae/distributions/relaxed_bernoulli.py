@@ -1,22 +1,29 @@
 """The uniform-noise relaxed Bernoulli of Variational Sparse Coding (Tonolini et al.)."""
 
+import ml_dtypes
 import numpy as np
 import tensorflow as tf
 from tensorflow_probability.python.bijectors import sigmoid as sigmoid_bijector
-from tensorflow_probability.python.bijectors import softplus as softplus_bijector
 from tensorflow_probability.python.distributions import distribution
 from tensorflow_probability.python.internal import assert_util
 from tensorflow_probability.python.internal import dtype_util
-from tensorflow_probability.python.internal import parameter_properties
 from tensorflow_probability.python.internal import prefer_static as ps
 from tensorflow_probability.python.internal import reparameterization
 from tensorflow_probability.python.internal import samplers
-from tensorflow_probability.python.internal import tensor_util
+
+from tfvae.distributions import _parameters
 
 __all__ = ["RelaxedBernoulli", "relaxed_selection"]
 
+# How many units in the last place a float sample may stray outside the support computed in
+# the same dtype: TF's float32 sigmoid is not monotone to the last bit (measured on CPU: up to
+# 3 ulps backwards for inputs in (-3.5, 12)), so a draw next to an end of the support can land
+# a few ulps beyond the end computed by the same function.
+_SUPPORT_SLACK_ULPS = 4
 
-class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
+
+class RelaxedBernoulli(_parameters.BernoulliParameters,
+                       distribution.AutoCompositeTensorDistribution):
     r"""VSC's relaxed Bernoulli: a sharpened sigmoid of shifted uniform noise, on (0, 1).
 
     The selection function of Variational Sparse Coding (Tonolini, Jensen and Murray-Smith)
@@ -41,8 +48,9 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
     cdf(y) = clip(t * logit(y) + 1 - p, 0, 1).
     ```
 
-    The support is a sub-interval of (0, 1) that moves with `p`. Mean and variance in closed
-    form, with `a = (p - 1) / t` and `b = p / t` (from `integral sigmoid = softplus` and
+    (The logit `U = S / t` is uniform on `((p - 1) / t, p / t)` with density `t`.) The support
+    is a sub-interval of (0, 1) that moves with `p`. Mean and variance in closed form, with
+    `a = (p - 1) / t` and `b = p / t` (from `integral sigmoid = softplus` and
     `integral sigmoid^2 = softplus - sigmoid`):
 
     ```none
@@ -50,15 +58,31 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
     Var[Y] = E[Y] (1 - E[Y]) - t * (sigmoid(b) - sigmoid(a))
     ```
 
+    #### Floating point
+
+    At the paper's sharpness the logit `(eta - 1 + p) / t` spans `c` (200) units, far beyond
+    where the sigmoid rounds to exactly 0 or 1 (in float32: below -87.3 and from 16.6 on); at
+    `c = 200` about half or more of the raw float32 draws would be exactly 0 or 1 (48 % at p = 0.5,
+    92 % at p = 1), where `log y` or `log1p(-y)` is -inf. `sample` therefore moves such draws to
+    the nearest float inside (0, 1) on their side (the smallest normal number, or the largest
+    float below 1; see `relaxed_selection`). Every sample is then strictly inside (0, 1) and
+    inside the support as rounded to the dtype, and `log_prob` is finite on all of them at any
+    temperature (tested up to c = 1000). It is computed from `y` as `log t - log y - log1p(-y)`,
+    each term accurate to rounding for every float in (0, 1). The support test compares `y` with
+    the ends of the support computed by the sampler's own arithmetic (with a few ulps of slack
+    for the sigmoid's last-bit errors). It is not made in logit space: near 1 the float `y` is
+    coarse, and `logit(y)` of a draw just inside the support can land beyond its end (at
+    `c = 50, p = 0.3` that made 0.13 % of float32 draws -inf).
+
     #### How this differs from `tfp.distributions.RelaxedBernoulli`
 
     TFP's `RelaxedBernoulli` is the Concrete / Gumbel-softmax relaxation (Maddison et al. 2016;
     Jang et al. 2016): `sigmoid((logits + L) / temperature)` with *logistic* noise `L` added to
     the *logits*; its support is all of (0, 1). This one adds *uniform* noise to the
     *probability* `p` itself: its support is a bounded sub-interval of (0, 1), its density is
-    flat in logit space, `p = 0` gives only samples below 1/2 and `p = 1` only samples above 1/2.
-    The two are different distributions with different samples and densities; VSC's ELBO is
-    defined with this one.
+    flat in logit space, `p = 0` gives only samples in `(0, 1/2]` and `p = 1` only samples in
+    `[1/2, 1)`. The two are different distributions with different samples and densities;
+    VSC's ELBO is defined with this one.
 
     #### Examples
 
@@ -67,6 +91,7 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
     dist = RelaxedBernoulli(temperature=1. / 50., probs=[0.1, 0.5, 0.9])
     masks = dist.sample(1000, seed=(0, 1))   # nearly binary; the mean of each column ~ probs
     dist.mean()                              # ~ [0.1, 0.5, 0.9]
+    dist.log_prob(masks)                     # finite, also at temperature 1 / 200 and below
     ```
     """
 
@@ -83,23 +108,19 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
           temperature: positive float `Tensor`; the paper's `1 / c`.
           probs: float `Tensor` in [0, 1], the probability `p` of the Bernoulli being relaxed.
           logits: float `Tensor`, `log(p / (1 - p))`. Pass exactly one of `probs`, `logits`.
-          validate_args: Python `bool`; check the parameters (and sample values) at run time.
-          allow_nan_stats: Python `bool`; statistics return NaN instead of raising when undefined.
+          validate_args: Python `bool`; check the parameters at run time, and that the values
+            given to `log_prob`, `prob`, `cdf` and friends are in (0, 1).
+          allow_nan_stats: Python `bool`, kept for TFP's interface: every statistic this
+            distribution implements is defined, so it changes nothing.
           name: name prefixed to the ops created by this class.
 
         Raises:
           ValueError: if both or neither of `probs` and `logits` are given.
         """
         parameters = dict(locals())
-        if (probs is None) == (logits is None):
-            raise ValueError("RelaxedBernoulli: pass exactly one of `probs` or `logits`, got "
-                             f"probs={probs!r}, logits={logits!r}")
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([temperature, probs, logits], tf.float32)
-            self._temperature = tensor_util.convert_nonref_to_tensor(
-                temperature, name="temperature", dtype=dtype)
-            self._probs = tensor_util.convert_nonref_to_tensor(probs, name="probs", dtype=dtype)
-            self._logits = tensor_util.convert_nonref_to_tensor(logits, name="logits", dtype=dtype)
+            self._init_bernoulli_parameters(probs, logits, temperature, dtype)
             super().__init__(
                 dtype=dtype,
                 reparameterization_type=reparameterization.FULLY_REPARAMETERIZED,
@@ -110,45 +131,7 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
-        return dict(
-            temperature=parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=(
-                    lambda: softplus_bijector.Softplus(low=dtype_util.eps(dtype)))),
-            logits=parameter_properties.ParameterProperties(),
-            probs=parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=sigmoid_bijector.Sigmoid,
-                is_preferred=False))
-
-    @property
-    def temperature(self):
-        """The temperature (`1 / c` in the paper)."""
-        return self._temperature
-
-    @property
-    def probs(self):
-        """Input argument `probs`."""
-        return self._probs
-
-    @property
-    def logits(self):
-        """Input argument `logits`."""
-        return self._logits
-
-    def probs_parameter(self, name=None):
-        """`p`, computed from whichever of `probs` / `logits` was given."""
-        with self._name_and_control_scope(name or "probs_parameter"):
-            return self._probs_parameter_no_checks()
-
-    def _probs_parameter_no_checks(self):
-        if self._probs is None:
-            return tf.math.sigmoid(self._logits)
-        return tensor_util.identity_as_tensor(self._probs)
-
-    def _event_shape_tensor(self):
-        return tf.constant([], dtype=tf.int32)
-
-    def _event_shape(self):
-        return tf.TensorShape([])
+        return _parameters.bernoulli_parameter_properties(dtype)
 
     def _params(self):
         return self._probs_parameter_no_checks(), tf.convert_to_tensor(self._temperature)
@@ -165,10 +148,10 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
 
     def _log_prob(self, y):
         probs, temperature = self._params()
-        logit_y = tf.math.log(y) - tf.math.log1p(-y)
-        # The support test is done in logit space, p - 1 < t * logit(y) <= p, where it is exact.
-        shifted = temperature * logit_y
-        inside = (shifted > probs - 1.) & (shifted <= probs)
+        low, high = _rounded_support(probs, temperature)
+        slack = _SUPPORT_SLACK_ULPS * dtype_util.eps(self.dtype)
+        # `low * (1 - slack)` may underflow to 0, hence the separate test y > 0.
+        inside = ((y > 0.) & (y < 1.) & (y >= low * (1. - slack)) & (y <= high * (1. + slack)))
         log_density = tf.math.log(temperature) - tf.math.log(y) - tf.math.log1p(-y)
         return tf.where(inside, log_density, dtype_util.as_numpy_dtype(self.dtype)(-np.inf))
 
@@ -179,7 +162,7 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
 
     def _quantile(self, q):
         probs, temperature = self._params()
-        return tf.math.sigmoid((q - 1. + probs) / temperature)
+        return relaxed_selection(q - 1. + probs, temperature)
 
     def _mean(self):
         probs, temperature = self._params()
@@ -190,29 +173,17 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
         probs, temperature = self._params()
         mean = self._mean()
         # E[Y^2] - E[Y]^2, rearranged so that no two O(1 / t) terms cancel.
-        low, high = _support_bounds(probs, temperature)
-        return mean * (1. - mean) - temperature * (high - low)
+        return mean * (1. - mean) - temperature * (
+            tf.math.sigmoid(probs / temperature) - tf.math.sigmoid((probs - 1.) / temperature))
 
     def _default_event_space_bijector(self):
-        low, high = _support_bounds(*self._params())
+        low, high = _rounded_support(*self._params())
         return sigmoid_bijector.Sigmoid(low=low, high=high, validate_args=self.validate_args)
 
     def _parameter_control_dependencies(self, is_init):
         if not self.validate_args:
             return []
-        assertions = []
-        if is_init != tensor_util.is_ref(self._temperature):
-            assertions.append(assert_util.assert_positive(
-                self._temperature,
-                message="RelaxedBernoulli: argument `temperature` must be positive"))
-        if self._probs is not None and is_init != tensor_util.is_ref(self._probs):
-            probs = tf.convert_to_tensor(self._probs)
-            assertions.append(assert_util.assert_non_negative(
-                probs, message="RelaxedBernoulli: argument `probs` has components below 0"))
-            assertions.append(assert_util.assert_less_equal(
-                probs, tf.ones([], probs.dtype),
-                message="RelaxedBernoulli: argument `probs` has components above 1"))
-        return assertions
+        return self._bernoulli_parameter_assertions(is_init)
 
     def _sample_control_dependencies(self, y):
         if not self.validate_args:
@@ -225,11 +196,32 @@ class RelaxedBernoulli(distribution.AutoCompositeTensorDistribution):
         ]
 
 
-def _support_bounds(probs, temperature):
-    """`(sigmoid((p - 1) / t), sigmoid(p / t))`, the ends of the support."""
-    return tf.math.sigmoid((probs - 1.) / temperature), tf.math.sigmoid(probs / temperature)
+def _rounded_support(probs, temperature):
+    """The ends of the support, `T(p - 1)` and `T(p)`, made by the sampler's own arithmetic:
+    a draw is `T(fl(p - u))` with `0 <= u < 1`, and `fl(p - 1) <= fl(p - u) <= p`."""
+    return relaxed_selection(probs - 1., temperature), relaxed_selection(probs, temperature)
+
+
+def _open_unit_interval(dtype):
+    """`(smallest normal, largest float below 1)` of `dtype`, as exact Python floats."""
+    finfo = ml_dtypes.finfo(dtype_util.as_numpy_dtype(dtype))  # np.finfo lacks bfloat16
+    return float(finfo.tiny), 1.0 - float(finfo.epsneg)
 
 
 def relaxed_selection(shifted_noise, temperature):
-    """The VSC selection function `T(s) = sigmoid(s / temperature)`, for `s = eta - 1 + p`."""
-    return tf.math.sigmoid(shifted_noise / temperature)
+    """VSC's selection function `T(s) = sigmoid(s / temperature)`, for `s = eta - 1 + p`,
+    kept strictly inside (0, 1).
+
+    The sigmoid saturates: TF's float32 sigmoid returns exactly 0 for inputs below -87.34 and
+    exactly 1 from 16.64 on (float64: about -708 and 36.7), so at `c = 1 / temperature = 200`
+    about half or more of all draws would be exactly 0 or 1, where `log(y)` or `log1p(-y)` is
+    -inf and the density `t / (y (1 - y))` infinite. Such a value is moved to the nearest float
+    inside (0, 1) on its side: the smallest *normal* number (TF's CPU kernels flush denormal
+    results to zero, so a denormal would not survive the next op; GPUs may too) or the largest
+    float below 1. Only exact 1s and values below the smallest normal (on CPU: exact 0s) move,
+    by one representable step (denormals counted as flushed), and no gradient is lost: TF
+    computes the sigmoid's gradient `y (1 - y) / t` from the rounded `y`, so it was already 0
+    there.
+    """
+    low, high = _open_unit_interval(shifted_noise.dtype)
+    return tf.clip_by_value(tf.math.sigmoid(shifted_noise / temperature), low, high)

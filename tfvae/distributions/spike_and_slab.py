@@ -1,8 +1,6 @@
 """The spike-and-slab distribution of Variational Sparse Coding, with its closed-form KL."""
 
 import tensorflow as tf
-from tensorflow_probability.python.bijectors import sigmoid as sigmoid_bijector
-from tensorflow_probability.python.bijectors import softplus as softplus_bijector
 from tensorflow_probability.python.distributions import distribution
 from tensorflow_probability.python.distributions import kullback_leibler
 from tensorflow_probability.python.distributions import normal
@@ -14,12 +12,14 @@ from tensorflow_probability.python.internal import reparameterization
 from tensorflow_probability.python.internal import samplers
 from tensorflow_probability.python.internal import tensor_util
 
+from tfvae.distributions import _parameters
 from tfvae.distributions import relaxed_bernoulli
 
 __all__ = ["SpikeAndSlab"]
 
 
-class SpikeAndSlab(distribution.AutoCompositeTensorDistribution):
+class SpikeAndSlab(_parameters.BernoulliParameters,
+                   distribution.AutoCompositeTensorDistribution):
     r"""Spike and slab: `Normal(loc, scale)` with probability `probs`, else exactly 0.
 
     Each batch member is an independent scalar with law
@@ -129,17 +129,11 @@ class SpikeAndSlab(distribution.AutoCompositeTensorDistribution):
           ValueError: if both or neither of `probs` and `logits` are given.
         """
         parameters = dict(locals())
-        if (probs is None) == (logits is None):
-            raise ValueError("SpikeAndSlab: pass exactly one of `probs` or `logits`, got "
-                             f"probs={probs!r}, logits={logits!r}")
         with tf.name_scope(name) as name:
             dtype = dtype_util.common_dtype([loc, scale, probs, logits, temperature], tf.float32)
             self._loc = tensor_util.convert_nonref_to_tensor(loc, name="loc", dtype=dtype)
             self._scale = tensor_util.convert_nonref_to_tensor(scale, name="scale", dtype=dtype)
-            self._probs = tensor_util.convert_nonref_to_tensor(probs, name="probs", dtype=dtype)
-            self._logits = tensor_util.convert_nonref_to_tensor(logits, name="logits", dtype=dtype)
-            self._temperature = tensor_util.convert_nonref_to_tensor(
-                temperature, name="temperature", dtype=dtype)
+            self._init_bernoulli_parameters(probs, logits, temperature, dtype)
             super().__init__(
                 dtype=dtype,
                 reparameterization_type=(
@@ -152,18 +146,9 @@ class SpikeAndSlab(distribution.AutoCompositeTensorDistribution):
 
     @classmethod
     def _parameter_properties(cls, dtype, num_classes=None):
-        return dict(
-            loc=parameter_properties.ParameterProperties(),
-            scale=parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=(
-                    lambda: softplus_bijector.Softplus(low=dtype_util.eps(dtype)))),
-            logits=parameter_properties.ParameterProperties(),
-            probs=parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=sigmoid_bijector.Sigmoid,
-                is_preferred=False),
-            temperature=parameter_properties.ParameterProperties(
-                default_constraining_bijector_fn=(
-                    lambda: softplus_bijector.Softplus(low=dtype_util.eps(dtype)))))
+        return dict(loc=parameter_properties.ParameterProperties(),
+                    scale=_parameters.positive_parameter(dtype),
+                    **_parameters.bernoulli_parameter_properties(dtype))
 
     @property
     def loc(self):
@@ -175,41 +160,10 @@ class SpikeAndSlab(distribution.AutoCompositeTensorDistribution):
         """The slab's standard deviation."""
         return self._scale
 
-    @property
-    def probs(self):
-        """Input argument `probs` (the slab probability)."""
-        return self._probs
-
-    @property
-    def logits(self):
-        """Input argument `logits` (of the slab probability)."""
-        return self._logits
-
-    @property
-    def temperature(self):
-        """The relaxation's temperature, or `None` for exact sampling."""
-        return self._temperature
-
-    def probs_parameter(self, name=None):
-        """The slab probability `gamma`, from whichever of `probs` / `logits` was given."""
-        with self._name_and_control_scope(name or "probs_parameter"):
-            return self._probs_parameter_no_checks()
-
-    def _probs_parameter_no_checks(self):
-        if self._probs is None:
-            return tf.math.sigmoid(self._logits)
-        return tensor_util.identity_as_tensor(self._probs)
-
     def slab(self):
         """The slab, `tfd.Normal(loc, scale)`."""
         return normal.Normal(self._loc, self._scale, validate_args=self.validate_args,
                              allow_nan_stats=self.allow_nan_stats)
-
-    def _event_shape_tensor(self):
-        return tf.constant([], dtype=tf.int32)
-
-    def _event_shape(self):
-        return tf.TensorShape([])
 
     def _sample_n(self, n, seed=None):
         mask_seed, slab_seed = samplers.split_seed(seed, salt="SpikeAndSlab")
@@ -277,16 +231,7 @@ class SpikeAndSlab(distribution.AutoCompositeTensorDistribution):
         if is_init != tensor_util.is_ref(self._scale):
             assertions.append(assert_util.assert_positive(
                 self._scale, message="SpikeAndSlab: argument `scale` must be positive"))
-        if self._probs is not None and is_init != tensor_util.is_ref(self._probs):
-            probs = tf.convert_to_tensor(self._probs)
-            assertions.append(assert_util.assert_non_negative(
-                probs, message="SpikeAndSlab: argument `probs` has components below 0"))
-            assertions.append(assert_util.assert_less_equal(
-                probs, tf.ones([], probs.dtype),
-                message="SpikeAndSlab: argument `probs` has components above 1"))
-        if self._temperature is not None and is_init != tensor_util.is_ref(self._temperature):
-            assertions.append(assert_util.assert_positive(
-                self._temperature, message="SpikeAndSlab: argument `temperature` must be positive"))
+        assertions.extend(self._bernoulli_parameter_assertions(is_init))
         return assertions
 
 
