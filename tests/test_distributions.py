@@ -233,9 +233,25 @@ class TestSpikeAndSlabRelaxedSample:
             errors.append(np.mean(np.abs(relaxed.sample(20_000, seed=seed).numpy() - exact)))
         assert all(a > b for a, b in zip(errors, errors[1:])), errors
         assert errors[-1] < 1e-3
-        # Relaxed samples are never exactly the spike; exact ones are, with probability 1 − γ.
+        # At c = 50 relaxed samples are not exactly the spike; exact ones are, with probability
+        # 1 − γ.
         relaxed = SpikeAndSlab(LOC, SCALE, probs=PROBS, temperature=0.02).sample(100, seed=seed)
         assert np.all(relaxed.numpy()[:, :3] != 0)
+
+    def test_relaxed_samples_underflow_to_exact_zeros_at_high_sharpness(self):
+        # What the docstring says: in float32 the mask never drops below the smallest normal
+        # number, but mask * slab underflows to exactly 0 once c (1 − γ) passes ~80: about 32 %
+        # of draws at c = 200, γ = 0.1 (loc 0, scale 1), 2.6 % at c = 100, none at c = 50.
+        def zeros(sharpness, probs):
+            dist = SpikeAndSlab(0.0, 1.0, probs=probs, temperature=1.0 / sharpness)
+            return np.mean(dist.sample(100_000, seed=(41, 42)).numpy() == 0)
+
+        assert zeros(50.0, 0.1) == 0
+        assert 0.015 < zeros(100.0, 0.1) < 0.04
+        assert 0.28 < zeros(200.0, 0.1) < 0.36
+        assert 0.03 < zeros(200.0, 0.5) < 0.065
+        masks = RelaxedBernoulli(1.0 / 200.0, probs=0.1).sample(100_000, seed=(41, 42)).numpy()
+        assert masks.min() == np.finfo(np.float32).tiny
 
     def test_relaxed_mean_is_the_relaxed_bernoulli_mean_times_loc(self):
         temperature = 1.0 / 50.0
