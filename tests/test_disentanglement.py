@@ -279,6 +279,30 @@ def test_a_rotation_of_the_factors_scores_lower():
     identity = scores(lambda x: x)
     assert all(r < i - 0.02 for r, i in zip(random_rotation, identity))
     assert random_rotation[2] < 0.5
+    # the FactorVAE score is largely blind to a rotation; MIG is the metric that punishes it
+    assert random_rotation[1] > 0.8
+    assert identity[2] - random_rotation[2] > identity[1] - random_rotation[1] + 0.3
+
+
+def test_scaled_scores_never_give_mig_fewer_than_10000_images_nor_other_bins(monkeypatch):
+    """MIG's plug-in histogram mutual information is biased upwards on small samples (pure noise
+    scores several times higher on 1,000 images than on 10,000), so a small ``scale`` shrinks the
+    other metrics' samples but not MIG's."""
+    noise = [dis.mutual_information_gap(noise_encoder(seed=s), FactorsAsObservations(), num_train=n, seed=s)
+             for n in (1000, 10_000) for s in range(3)]
+    assert np.mean(noise[:3]) > 3 * np.mean(noise[3:])
+    calls = {}
+    for name in ("beta_vae_score", "factor_vae_score", "mutual_information_gap"):
+        monkeypatch.setattr(dis, name, lambda *args, _name=name, **kwargs: calls.setdefault(_name, []).append(kwargs) or 0.5)
+    for scale in (0.01, 2.0):
+        assert dis.disentanglement_scores(lambda x: x, FactorsAsObservations(), scale=scale) == \
+            {"beta_vae_score": 0.5, "factor_vae_score": 0.5, "mig": 0.5}
+    assert [c["num_train"] for c in calls["mutual_information_gap"]] == [10_000, 20_000]
+    assert [c["num_train"] for c in calls["beta_vae_score"]] == [100, 20_000]
+    assert [c["num_variance_estimate"] for c in calls["factor_vae_score"]] == [100, 20_000]
+    # the histogram's bins are not a sample count: 20 at every scale (it was scaled to 2, then 40)
+    assert [c["num_bins"] for c in calls["mutual_information_gap"]] == [20, 20]
+    assert [c["batch_size"] for c in calls["factor_vae_score"]] == [64, 64]
 
 
 def test_pure_noise_scores_near_chance():
