@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from tfvae import data
-from tfvae.data import ground_truth, sources
+from tfvae.data import dsprites, sources
 from tfvae.data.shapes2d import HALF_SIZE, MARGIN, Shapes2D
 from tfvae.evaluation import disentanglement as dis
 
@@ -168,31 +168,31 @@ def dsprites_like_npz(path, shapes):
 def test_dsprites_npz_reads_with_the_same_interface(tmp_path):
     shapes = Shapes2D(image_size=16, num_scales=2, num_orientations=2, num_positions=2)
     (tmp_path / "dsprites").mkdir()
-    dsprites_like_npz(tmp_path / "dsprites" / ground_truth.DSPRITES_FILE, shapes)
-    dsprites = ground_truth.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
-    assert dsprites.factor_names == shapes.factor_names and dsprites.image_shape == (16, 16, 1)
+    dsprites_like_npz(tmp_path / "dsprites" / dsprites.DSPRITES_FILE, shapes)
+    loaded = dsprites.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
+    assert loaded.factor_names == shapes.factor_names and loaded.image_shape == (16, 16, 1)
     factors = shapes.sample_factors(30, rng=0)
-    np.testing.assert_array_equal(dsprites.images_for(factors), shapes.images_for(factors))
-    np.testing.assert_allclose(dsprites.values_for(factors), shapes.values_for(factors))
+    np.testing.assert_array_equal(loaded.images_for(factors), shapes.images_for(factors))
+    np.testing.assert_allclose(loaded.values_for(factors), shapes.values_for(factors))
     # so the metrics run on it as on shapes2d
-    score = dis.beta_vae_score(lambda x: x.reshape(len(x), -1)[:, ::8], dsprites, batch_size=4,
+    score = dis.beta_vae_score(lambda x: x.reshape(len(x), -1)[:, ::8], loaded, batch_size=4,
                                num_train=20, num_eval=10)
     assert 0.0 <= score <= 1.0
 
 
 def test_dsprites_out_of_order_is_corrupt(tmp_path):
     shapes = Shapes2D(image_size=8, num_scales=2, num_orientations=2, num_positions=2)
-    path = tmp_path / "dsprites" / ground_truth.DSPRITES_FILE
+    path = tmp_path / "dsprites" / dsprites.DSPRITES_FILE
     path.parent.mkdir()
     classes = dsprites_like_npz(path, shapes)
     with np.load(path) as npz:
         arrays = {k: npz[k][::-1] for k in npz.files}
     np.savez(path, **arrays)
     with pytest.raises(data.CorruptDataError, match="not in the factor grid's order"):
-        ground_truth.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
+        dsprites.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
     np.savez(path, images=arrays["imgs"])
     with pytest.raises(data.CorruptDataError, match="no imgs, latents_classes, latents_values"):
-        ground_truth.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
+        dsprites.load_dsprites(tmp_path, factor_sizes=shapes.factor_sizes)
     assert len(classes) == shapes.num_images
 
 
@@ -204,8 +204,37 @@ def test_dsprites_missing_offline_fails_clearly(tmp_path, monkeypatch):
         data.load("dsprites", "train", data_dir=tmp_path, limit=10)
     assert time.monotonic() - start < 30.0  # no waiting on a network (mostly importing tfds)
     message = str(raised.value)
-    assert str(tmp_path / "dsprites") in message and ground_truth.DSPRITES_FILE in message
+    assert str(tmp_path / "dsprites") in message and dsprites.DSPRITES_FILE in message
     assert "tensorflow-datasets" in message and "no network" in message and "shapes2d" in message
+
+
+def test_dsprites_is_found_by_the_shared_file_search(tmp_path, monkeypatch):
+    """dSprites and the file-based data sets look in the same places through
+    sources.find_files: data_dir/<folder>, else $TFVAE_DATA_DIR/<folder>, then system folders."""
+    shapes = Shapes2D(image_size=8, num_scales=2, num_orientations=2, num_positions=2)
+    (tmp_path / "env" / "dsprites").mkdir(parents=True)
+    dsprites_like_npz(tmp_path / "env" / "dsprites" / dsprites.DSPRITES_FILE, shapes)
+    monkeypatch.setenv(sources.DATA_DIR_ENV, str(tmp_path / "env"))
+    searched = []
+    real_find_files = sources.find_files
+    monkeypatch.setattr(sources, "find_files", lambda *a, **k: searched.append(a) or real_find_files(*a, **k))
+    loaded = dsprites.load_dsprites(factor_sizes=shapes.factor_sizes)  # from $TFVAE_DATA_DIR
+    assert loaded.source == str(tmp_path / "env" / "dsprites" / dsprites.DSPRITES_FILE)
+    assert searched == [("dsprites", (dsprites.DSPRITES_FILE,), None)]
+    # data_dir wins over the environment; every place looked is reported
+    looked = []
+    assert real_find_files("dsprites", ["a.npz"], tmp_path, looked=looked) is None
+    assert looked == [f"{tmp_path / 'dsprites'} (the data_dir argument): missing a.npz"]
+    (tmp_path / "debian").mkdir()
+    (tmp_path / "debian" / "a.npz").write_bytes(b"")
+    looked = []
+    assert real_find_files("x", ["a.npz"], system_folders=[str(tmp_path / "debian")], looked=looked) \
+        == [tmp_path / "debian" / "a.npz"]
+    assert looked == [f"{tmp_path / 'env' / 'x'} (${sources.DATA_DIR_ENV}): missing a.npz"]
+    monkeypatch.delenv(sources.DATA_DIR_ENV)
+    looked = []
+    assert real_find_files("x", ["a.npz"], looked=looked) is None
+    assert looked == [f"${sources.DATA_DIR_ENV}: not set"]
 
 
 # ------------------------------------------------------------------ metrics on known codes

@@ -16,7 +16,8 @@ name               image shape       splits (examples)           labels
 position): :func:`factors` gives their :class:`FactorDataset`, which the disentanglement metrics
 use. ``shapes2d`` is rendered on the fly (:mod:`tfvae.data.shapes2d`; options ``image_size``,
 ``num_scales``, ``num_orientations``, ``num_positions`` in ``load``, ``load_arrays`` and
-``factors``), ``dsprites`` is read from ``$TFVAE_DATA_DIR/dsprites/`` or tensorflow-datasets.
+``factors``), ``dsprites`` is read from ``$TFVAE_DATA_DIR/dsprites/`` or tensorflow-datasets
+(:mod:`tfvae.data.dsprites`).
 Their ``train`` split is the whole grid but for the 10,000 ``test`` images, in a fixed random
 order, so ``limit=N`` is a random subset of N images.
 
@@ -45,10 +46,11 @@ import numbers
 
 import numpy as np
 
-from tfvae.data import catalog, ground_truth, pipeline, sources
+from tfvae.data import catalog, dsprites, pipeline, sources
 from tfvae.data.catalog import DATASETS, DatasetInfo
 from tfvae.data.errors import CorruptDataError, DataNotFoundError
-from tfvae.data.ground_truth import DSprites, FactorDataset
+from tfvae.data.dsprites import DSprites
+from tfvae.data.ground_truth import FactorDataset
 from tfvae.data.shapes2d import Shapes2D
 from tfvae.data.pipeline import BINARIZE_MODES
 from tfvae.data.user import Standardization, UserData, load_file
@@ -154,7 +156,7 @@ def factors(name, data_dir=None, **options):
     if name == "dsprites":
         if options:
             raise ValueError(f"'dsprites' takes no options, got {sorted(options)}")
-        return ground_truth.load_dsprites(data_dir)
+        return dsprites.load_dsprites(data_dir)
     allowed = ("image_size", "num_scales", "num_orientations", "num_positions")
     unknown = sorted(set(options) - set(allowed))
     if unknown:

@@ -14,6 +14,9 @@ With none of them, :class:`DataNotFoundError` names every place looked and how t
 files: within seconds, without reaching into tfds's download machinery offline. ``digits`` comes
 from scikit-learn and is always there.
 
+:mod:`tfvae.data.dsprites` finds its file through the same search (:func:`find_files`,
+:func:`prepared_tfds_builder`).
+
 Parsed arrays are cached in-process (keyed on the files' paths, sizes and modification times), so
 evaluation code can call :func:`raw_arrays` repeatedly at no cost.
 """
@@ -51,30 +54,47 @@ def raw_arrays(name, split, data_dir=None):
     if name == "digits":
         return _digits(split)
     looked = []
-    for where, folder in _candidate_folders(spec, data_dir):
-        paths = [folder / filename for filename in spec.files[split]]
-        missing = [p.name for p in paths if not p.is_file()]
-        if missing:
-            looked.append(f"{folder} ({where}): missing {', '.join(missing)}")
-            continue
+    paths = find_files(spec.folder, spec.files[split], data_dir, spec.system_folders, looked)
+    if paths is not None:
         stats = tuple((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in paths)
         return _read_files(name, stats)
     found = _from_tfds(spec, split, looked)
     if found is not None:
         return found
-    raise DataNotFoundError(_not_found_message(spec, split, looked, data_dir))
+    raise DataNotFoundError(_not_found_message(spec, split, looked))
 
 
-def _candidate_folders(spec, data_dir):
+def find_files(folder, filenames, data_dir=None, system_folders=(), looked=None):
+    """The paths of ``filenames`` in the first candidate folder that holds all of them, or None.
+
+    The candidates, in order: ``data_dir/<folder>`` when ``data_dir`` is given, else
+    ``$TFVAE_DATA_DIR/<folder>`` when that is set; then each of ``system_folders`` (e.g. a Debian
+    package's). For the message of a :class:`DataNotFoundError`, one line per place looked is
+    appended to ``looked``: an unset ``$TFVAE_DATA_DIR``, and each folder with the files it lacks.
+
+    Example:
+      >>> find_files("dsprites", ["dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"], looked=[])
+      [PosixPath('/data/dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz')]
+    """
+    looked = [] if looked is None else looked
+    candidates = []
     if data_dir is not None:
-        yield "the data_dir argument", pathlib.Path(data_dir).expanduser() / spec.folder
+        candidates.append(("the data_dir argument", pathlib.Path(data_dir).expanduser() / folder))
     elif os.environ.get(DATA_DIR_ENV):
-        yield f"${DATA_DIR_ENV}", pathlib.Path(os.environ[DATA_DIR_ENV]).expanduser() / spec.folder
-    for folder in spec.system_folders:
-        yield "Debian package location", pathlib.Path(folder)
+        candidates.append((f"${DATA_DIR_ENV}", pathlib.Path(os.environ[DATA_DIR_ENV]).expanduser() / folder))
+    else:
+        looked.append(f"${DATA_DIR_ENV}: not set")
+    candidates += [("Debian package location", pathlib.Path(f)) for f in system_folders]
+    for where, candidate in candidates:
+        paths = [candidate / filename for filename in filenames]
+        missing = [p.name for p in paths if not p.is_file()]
+        if not missing:
+            return paths
+        looked.append(f"{candidate} ({where}): missing {', '.join(missing)}")
+    return None
 
 
-def _not_found_message(spec, split, looked, data_dir):
+def _not_found_message(spec, split, looked):
     name = spec.info.name
     wanted = ", ".join(spec.files[split])
     hints = [f"set {DATA_DIR_ENV} (or pass data_dir=) to a folder holding {spec.folder}/ with "
@@ -83,8 +103,6 @@ def _not_found_message(spec, split, looked, data_dir):
         hints.append("install Debian's dataset-fashion-mnist package (apt-get install "
                      "dataset-fashion-mnist), which puts the files in " + spec.system_folders[0])
     hints.append(f"or, with network access, let tensorflow-datasets download {spec.tfds_name!r}")
-    if data_dir is None and not os.environ.get(DATA_DIR_ENV):
-        looked.insert(0, f"${DATA_DIR_ENV}: not set")
     return (f"no {name!r} {split!r} data found. Looked in:\n  - " + "\n  - ".join(looked)
             + "\nTo provide it:\n  - " + "\n  - ".join(hints))
 
