@@ -43,13 +43,17 @@ signature           inputs                                           outputs
     elbo           = (1/K) Σ_k w_k                 (unbiased estimate of the ELBO)
     log_likelihood = log (1/K) Σ_k exp(w_k)        (the IWAE bound; tends to log p(x) as K grows)
 
-The K samples are drawn in chunks (at most max(:data:`CODES_PER_CHUNK`, batch) codes decoded
-at once, so memory stays bounded for K = 5000) with a running ``reduce_logsumexp``.
+Both come from :func:`tfvae.estimators.log_weight_statistics`, the estimator of
+``tfvae.evaluation.log_likelihood`` too: the K samples are drawn in chunks (at most about
+:data:`CODES_PER_CHUNK` codes decoded at once, so memory stays bounded for K = 5000) with a
+running ``reduce_logsumexp``.
 
 Randomness is stateless: the same ``seed`` gives the same output on every call and every
 server. ``sample`` with ``seed = s`` returns exactly ``model.sample(count, seed=s)`` (prior
-draws with the stateless seed ``[0, s]``); chunk ``i`` of ``elbo`` / ``log_likelihood`` draws
-its codes with the seed ``[s, i]``.
+draws with the stateless seed ``[0, s]``). ``elbo`` / ``log_likelihood`` draw image i's codes
+from seeds derived from ``s`` and i alone (the seed scheme of :mod:`tfvae.estimators`), so
+image i of a request gets exactly what ``tfvae.evaluation.log_likelihood(model, images,
+num_samples=K, seed=s, return_per_example=True)`` gives it, up to float rounding.
 
 Input checks run inside the graph, so they hold for every client (Python, REST, gRPC) and fail
 with ``InvalidArgumentError`` naming the signature, the input and what was expected:
@@ -88,11 +92,18 @@ import tempfile
 
 import tensorflow as tf
 
+from tfvae import estimators
+
 #: signature names in the order they are written; ``serving_default`` is the encoder
 SIGNATURE_NAMES = ("serving_default", "decode", "reconstruct", "sample", "elbo", "log_likelihood")
 
-#: the most codes decoded at once by ``elbo`` / ``log_likelihood`` (samples per chunk × batch)
+#: about the most codes decoded at once by ``elbo`` / ``log_likelihood``: images are taken
+#: ``max(1, CODES_PER_CHUNK // min(K, SAMPLES_PER_CHUNK))`` at a time
 CODES_PER_CHUNK = 16384
+
+#: draws per image decoded at once by ``elbo`` / ``log_likelihood`` (a multiple of
+#: ``tfvae.estimators.SAMPLES_PER_SEED``)
+SAMPLES_PER_CHUNK = 250
 
 #: written into the SavedModel's ``assets.extra`` folder to describe it (TF Serving reads only its
 #: warm-up requests from there)
@@ -131,7 +142,7 @@ def serving_functions(model):
     scalar = {name: tf.TensorSpec(None, tf.int32, name=name) for name in ("count", "num_samples", "seed")}
 
     def checked_images(signature, images):
-        return _check_pixels(signature, _check_shape(signature, "images", images, images_spec.shape))
+        return _check_values(model, signature, _check_shape(signature, "images", images, images_spec.shape))
 
     def serving_default(images):
         outputs = model.serving_encode(checked_images("serving_default", images))
@@ -184,22 +195,21 @@ def serving_functions(model):
 
 
 def is_probabilistic(model):
-    """Whether the model defines q(z|x), p(x|z) and p(z), so that ``elbo`` and
+    """Whether the model defines q(z|x), p(x|z) and p(z) in the way the importance-sampled
+    estimator needs (:func:`tfvae.estimators.is_supported`), so that ``elbo`` and
     ``log_likelihood`` can be exported."""
-    return all(callable(getattr(model, hook, None)) for hook in ("posterior", "likelihood")) \
-        and hasattr(model, "prior")
+    return estimators.is_supported(model)
 
 
 def log_weight_statistics(model, images, num_samples, seed):
-    """``(elbo, log_likelihood)``, each ``[batch]``, from ``num_samples`` importance samples.
+    """``(elbo, log_likelihood)``, each ``[batch]``, from ``num_samples`` importance samples:
+    :func:`tfvae.estimators.log_weight_statistics` with the int32 ``seed``, image i of the batch
+    as example i, ``SAMPLES_PER_CHUNK`` draws per chunk and about ``CODES_PER_CHUNK`` codes
+    decoded at once, without XLA (TF Serving runs without it).
 
     With ``w_k = log p(x|z_k) + log p(z_k) − log q(z_k|x)`` for ``z_k ~ q(z|x)``, k = 1..K::
 
         elbo = (1/K) Σ_k w_k,      log_likelihood = log Σ_k exp(w_k) − log K.
-
-    The samples are drawn ``⌊CODES_PER_CHUNK / batch⌋`` at a time (at least one) inside a
-    ``tf.while_loop``, chunk ``i`` with the stateless seed ``[seed, i]``, and folded into a
-    running sum and a running ``reduce_logsumexp``, so memory does not grow with K.
 
     Args:
       model: a probabilistic model (see :func:`is_probabilistic`).
@@ -207,29 +217,12 @@ def log_weight_statistics(model, images, num_samples, seed):
       num_samples: K ≥ 1, an int32 scalar.
       seed: an int32 scalar.
     """
-    images = tf.convert_to_tensor(images, tf.float32)
     num_samples = tf.reshape(tf.convert_to_tensor(num_samples, tf.int32), [])
     seed = tf.reshape(tf.convert_to_tensor(seed, tf.int32), [])
-    posterior = model.posterior(images, training=False)
-    batch = tf.shape(images)[0]
-    chunk = tf.minimum(tf.maximum(CODES_PER_CHUNK // tf.maximum(batch, 1), 1), num_samples)
-    zeros = tf.zeros([batch], tf.float32)
-
-    def body(index, done, total, log_total):
-        count = tf.minimum(chunk, num_samples - done)
-        codes = posterior.sample(count, seed=tf.stack([seed, index]))          # [count, B, L]
-        log_weights = (model.likelihood(codes).log_prob(images) + model.prior.log_prob(codes)
-                       - posterior.log_prob(codes))                             # [count, B]
-        log_weights = tf.cast(log_weights, tf.float32)
-        log_total = tf.reduce_logsumexp(
-            tf.stack([log_total, tf.reduce_logsumexp(log_weights, axis=0)]), axis=0)
-        return index + 1, done + count, total + tf.reduce_sum(log_weights, axis=0), log_total
-
-    _, _, total, log_total = tf.while_loop(
-        lambda index, done, total, log_total: done < num_samples, body,
-        (tf.constant(0), tf.constant(0), zeros, zeros + float("-inf")))
-    k = tf.cast(num_samples, tf.float32)
-    return total / k, log_total - tf.math.log(k)
+    draws_at_once = tf.minimum(num_samples, SAMPLES_PER_CHUNK)
+    batch_size = tf.maximum(CODES_PER_CHUNK // tf.maximum(draws_at_once, 1), 1)
+    return estimators.log_weight_statistics(model, images, num_samples, seed, chunk_size=SAMPLES_PER_CHUNK,
+                                            batch_size=batch_size, jit_compile=False)
 
 
 def export_saved_model(model, path, version=1, name=None, overwrite=False):
@@ -322,6 +315,24 @@ def _check_shape(signature, input_name, value, expected):
 def _check_finite(signature, input_name, value):
     return tf.debugging.check_numerics(
         value, f"tfvae signature {signature}: input {input_name} must be finite (no NaN or Inf)")
+
+
+def _check_values(model, signature, inputs):
+    """The served input check for the model's data: pixels in [0, 1] for models of [0, 1] data
+    (:func:`_check_pixels`); finite values, and counts where the likelihood needs them, otherwise."""
+    support = getattr(getattr(model, "likelihood_layer", None), "support", "unit-interval")
+    if support in ("binary", "unit-interval"):
+        return _check_pixels(signature, inputs)
+    low = tf.reduce_min(inputs)
+    valid = tf.reduce_all(tf.math.is_finite(inputs))
+    expected = "finite values"
+    if support == "counts":
+        valid = tf.logical_and(valid, tf.reduce_all(tf.equal(inputs, tf.round(inputs))))
+        valid = tf.logical_and(valid, tf.logical_or(tf.equal(tf.size(inputs), 0), low >= 0.0))
+        expected = "counts (finite integers >= 0)"
+    check = tf.debugging.Assert(valid, [f"tfvae signature {signature}: inputs must be {expected}; got min", low])
+    with tf.control_dependencies([check]):
+        return tf.identity(inputs)
 
 
 def _check_pixels(signature, images):
@@ -422,9 +433,12 @@ def _metadata(model, functions):
         "pixel_range": [0.0, 1.0],
         "out_of_range_pixels": "rejected",
         "codes_per_chunk": CODES_PER_CHUNK,
+        "samples_per_chunk": SAMPLES_PER_CHUNK,
+        "samples_per_seed": estimators.SAMPLES_PER_SEED,
         "signatures": {name: {s.name: spec(s) for s in f.input_signature} for name, f in functions.items()},
     }
 
 
-__all__ = ["CODES_PER_CHUNK", "METADATA_FILE", "SIGNATURE_NAMES", "ServingFunction", "export_saved_model",
+__all__ = ["CODES_PER_CHUNK", "METADATA_FILE", "SAMPLES_PER_CHUNK", "SIGNATURE_NAMES", "ServingFunction",
+           "export_saved_model",
            "is_probabilistic", "log_weight_statistics", "serving_functions"]

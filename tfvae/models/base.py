@@ -82,7 +82,8 @@ class VariationalModel(TrainingLoop):
         networks see (x − m) / s and p(x|z) is the likelihood of the standardised values mapped
         back to x's units (``tfd.TransformedDistribution``), so log p(x|z) keeps its Jacobian
         −Σ log s and stays a density of x. Saved with the model, so ``encode``, the CLI and the
-        SavedModel apply the same transform.
+        SavedModel apply the same transform. (Under a count likelihood the encoder sees
+        log(1 + x) instead.)
       validate_inputs: check that the data given to ``fit`` and ``evaluate`` are finite and in
         the likelihood's support (e.g. [0, 1] for the Bernoulli), failing with a clear message
         instead of a NaN loss; the checks run outside the compiled step (see
@@ -182,6 +183,10 @@ class VariationalModel(TrainingLoop):
         dtype under mixed precision: distributions and objectives work in float32)."""
         if self._standardizer is not None:
             images = self._standardizer.inverse(images)
+        elif self.likelihood_layer.support == "counts":
+            # counts span orders of magnitude: the encoder sees log(1 + x), as in scVI, so that a
+            # count of 400 cannot saturate its first layer (p(x|z) stays a density of x itself)
+            images = tf.math.log1p(tf.cast(images, tf.float32))
         return tf.cast(self.encoder(images, training=training), tf.float32)
 
     def likelihood(self, codes, training=False):
