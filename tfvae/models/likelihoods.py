@@ -210,6 +210,18 @@ class Likelihood(keras.layers.Layer):
         return cls(event_ndims=event_ndims, name="likelihood")
 
 
+class _LogitBernoulli(tfd.Bernoulli):
+    """tfd.Bernoulli with a log_prob of one softplus instead of tfd's two:
+    ``x·l − softplus(l) = x log σ(l) + (1 − x) log(1 − σ(l))`` for every x (grey levels too),
+    since log σ(l) = l − softplus(l). It halves the cost of the importance-sampled
+    log-likelihood (:mod:`tfvae.estimators`, decoding thousands of codes per image), where this
+    term dominates. Equal to tfd's for finite logits, which a decoder gives."""
+
+    def _log_prob(self, event):
+        logits = self._logits_parameter_no_checks()
+        return tf.cast(event, logits.dtype) * logits - tf.math.softplus(logits)
+
+
 @_register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """p(x|z) = Π Bernoulli(x_i; sigmoid(logit_i)), a density over binary data.
@@ -225,7 +237,7 @@ class BernoulliLikelihood(Likelihood):
     kind = "bernoulli"
 
     def _distribution(self, logits):
-        return tfd.Bernoulli(logits=logits, dtype=tf.float32)
+        return _LogitBernoulli(logits=logits, dtype=tf.float32)
 
     def data_warning(self, x):
         """A message when ``x`` holds grey levels (values strictly between 0 and 1)."""
