@@ -46,3 +46,66 @@ def mirrored_strategy():
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
     return strategy
+
+
+@pytest.fixture
+def tiny_model():
+    """Factory of small models for 8x8x1 images (the ``digits`` fixture's)::
+
+        tiny_model(cls, latent_dim=3, hidden=16, seed=0, layer=None, kernel_regularizer=None,
+                   fixed_noise=False, **options)
+
+    * VariationalModel subclasses get their own networks: Flatten → Dense(hidden, tanh)
+      [→ ``layer()``] → Dense(parameters of q) for the encoder, Dense(hidden, tanh) [→ ``layer()``]
+      → Dense(64 × likelihood parameters) → Reshape for the decoder, built under the current
+      dtype policy (so a mixed-precision policy reaches them). ``layer`` is a zero-argument
+      callable giving an extra layer for each network (e.g. one that records ``training``);
+      ``kernel_regularizer`` goes on both hidden Dense layers.
+    * ``fixed_noise=True`` (Gaussian posteriors): q(z|x) draws z = μ + σ ε with
+      ε = sin(3 μ + k) for draw k, a fixed function of the example instead of random noise. The
+      draws stay reparameterised like the real ones, but are the same with XLA and without and
+      on one device or split over replicas, so two training runs compare update by update.
+    * Other models (LLGAE, LGAE) are ``cls(image_shape=(8, 8, 1), latent_dim=latent_dim, **options)``.
+    * ``keras.utils.set_random_seed(seed)`` first: equal seeds give equal initial weights.
+    """
+    import keras
+    import tensorflow_probability as tfp
+
+    from tfvae.models import VariationalModel, likelihoods
+
+    tfd = tfp.distributions
+
+    class FixedNoiseNormal(tfd.Normal):
+        def _sample_n(self, n, seed=None):
+            loc = tf.convert_to_tensor(self.loc)
+            draw = tf.reshape(tf.range(n, dtype=loc.dtype), tf.concat([[n], tf.ones_like(tf.shape(loc))], 0))
+            noise = tf.sin(3.0 * tf.stop_gradient(loc)[None] + draw)
+            return loc[None] + self.scale[None] * noise
+
+    def fixed_noise_posterior(self, params):
+        loc, log_var = tf.split(params, 2, axis=-1)
+        return tfd.Independent(FixedNoiseNormal(loc, tf.exp(0.5 * log_var)), reinterpreted_batch_ndims=1)
+
+    def build(cls, latent_dim=3, hidden=16, seed=0, layer=None, kernel_regularizer=None, fixed_noise=False,
+              **options):
+        keras.utils.set_random_seed(seed)
+        if not issubclass(cls, VariationalModel):
+            return cls(image_shape=(8, 8, 1), latent_dim=latent_dim, **options)
+        # posterior_params_per_latent is a per-family constant (2 for Gaussians, 3 for VSC)
+        outputs = cls.posterior_params_per_latent(None) * latent_dim
+        channels = likelihoods.get(options.get("likelihood", "bernoulli")).params_per_pixel
+
+        def network(inputs, head):
+            h = keras.layers.Dense(hidden, activation="tanh", kernel_regularizer=kernel_regularizer)(inputs)
+            return head(layer()(h) if layer is not None else h)
+
+        images = keras.Input((8, 8, 1))
+        encoder = keras.Model(images, network(keras.layers.Flatten()(images), keras.layers.Dense(outputs)))
+        codes = keras.Input((latent_dim,))
+        decoder = keras.Model(codes, keras.layers.Reshape((8, 8, channels))(
+            network(codes, keras.layers.Dense(64 * channels))))
+        if fixed_noise:
+            cls = type(cls.__name__, (cls,), {"posterior_from_params": fixed_noise_posterior})
+        return cls(image_shape=(8, 8, 1), latent_dim=latent_dim, encoder=encoder, decoder=decoder, **options)
+
+    return build

@@ -1,4 +1,4 @@
-"""IWAE, MIWAE, CIWAE and PIWAE models, the log-likelihood estimate and gradient SNR, checked
+"""IWAE, MIWAE, CIWAE and PIWAE models and the log-likelihood estimate, checked
 against independent computations: a linear-Gaussian model whose log p(x) is closed form,
 hand-written log-weights and gradients from the same noise, and Monte Carlo comparisons whose
 tolerances come from standard errors."""
@@ -13,7 +13,6 @@ import tensorflow_probability as tfp
 
 import tfvae
 from tfvae import objectives
-from tfvae.diagnostics import gradient_snr
 from tfvae.evaluation import log_likelihood
 from tfvae.models import CIWAE, IWAE, MIWAE, PIWAE, VAE
 
@@ -350,71 +349,6 @@ def test_dreg_keeps_the_standard_decoder_gradient(digits):
                                    rtol=1e-6)
     for a, b in zip(gradients["standard"], gradients["dreg"]):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-
-
-# -------------------------------------------------------------------------------- gradient SNR
-
-def test_gradient_snr_matches_known_signal_and_noise(digits):
-    model = IWAE(**TINY, num_samples=1)
-
-    def objective(m, images):
-        # gradient of every encoder weight ~ N(2, 1), of every decoder weight ~ N(-0.5, 1)
-        del images
-        terms = [tf.reduce_sum(v * (2.0 + tf.random.normal(v.shape))) for v in m.encoder.trainable_variables]
-        terms += [tf.reduce_sum(v * (-0.5 + tf.random.normal(v.shape))) for v in m.decoder.trainable_variables]
-        return tf.fill([1], tf.add_n(terms))
-
-    snr = gradient_snr(model, digits[0][:2], num_repeats=400, objective=objective, seed=0)
-    assert snr["encoder"] == pytest.approx(2.0, rel=0.05)
-    assert snr["decoder"] == pytest.approx(0.5, rel=0.1)
-    per_parameter = gradient_snr(model, digits[0][:2], num_repeats=50, objective=objective, summary=None)
-    assert per_parameter["encoder"].shape == (sum(v.shape.num_elements() for v in model.encoder.trainable_variables),)
-
-
-def test_encoder_snr_falls_and_decoder_snr_rises_with_k_under_iwae(digits):
-    images = digits[0][:512]
-    keras.utils.set_random_seed(0)
-    model = IWAE(image_shape=(8, 8, 1), latent_dim=4, num_samples=1, network_options=dict(hidden_units=(32,)))
-    model.compile(optimizer="adam")
-    model.fit(images, batch_size=64, epochs=1, verbose=0)       # past the initial transient
-    snr = {k: gradient_snr(model, images[:16], num_repeats=100, seed=0,
-                           objective=lambda m, x, k=k: -objectives.iwae(m.log_weights(x, k)))
-           for k in (1, 16, 256)}
-    assert snr[1]["encoder"] > 1.3 * snr[16]["encoder"] > 1.3 * 1.3 * snr[256]["encoder"], snr
-    assert snr[1]["decoder"] < snr[16]["decoder"] < snr[256]["decoder"], snr
-    # DReG removes the collapse of the encoder's SNR
-    dreg = gradient_snr(model, images[:16], num_repeats=100, seed=0,
-                        objective=lambda m, x: -objectives.dreg_surrogate(m.log_weights(x, 256, True)))
-    assert dreg["encoder"] > 3 * snr[256]["encoder"]
-
-
-def test_gradient_snr_follows_piwae_surrogates(digits):
-    # PIWAE's encoder SNR is that of the MIWAE gradient, its decoder SNR that of IWAE(M·K).
-    images = digits[0][:8]
-    models = _shared_models(piwae=(PIWAE, dict(num_estimates=2, num_samples=3)),
-                            miwae=(MIWAE, dict(num_estimates=2, num_samples=3)),
-                            iwae=(IWAE, dict(num_samples=6)))
-    piwae = gradient_snr(models["piwae"], images, num_repeats=20, seed=4)
-    miwae = gradient_snr(models["miwae"], images, num_repeats=20, seed=4)
-    iwae = gradient_snr(models["iwae"], images, num_repeats=20, seed=4)
-    assert piwae["encoder"] == pytest.approx(miwae["encoder"], rel=1e-4)
-    assert piwae["decoder"] == pytest.approx(iwae["decoder"], rel=1e-4)
-    assert piwae["encoder"] != pytest.approx(iwae["encoder"], rel=1e-2)
-
-
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(num_repeats=1), "num_repeats must be an integer >= 2"),
-    (dict(summary="max"), "summary must be one of"),
-    (dict(objective="iwae"), "objective must be None or a callable"),
-])
-def test_gradient_snr_rejects_bad_arguments(digits, kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        gradient_snr(IWAE(**TINY), digits[0][:4], **kwargs)
-
-
-def test_gradient_snr_rejects_bad_images():
-    with pytest.raises(ValueError, match=r"\[batch, 8, 8, 1\]"):
-        gradient_snr(IWAE(**TINY), np.zeros((4, 28, 28, 1), np.float32))
 
 
 # -------------------------------------------------------------------- models: API, fit, saving

@@ -5,8 +5,6 @@ import numbers
 import numpy as np
 import tensorflow as tf
 
-from tfvae.models.base import ObjectiveValue
-
 _SUMMARIES = ("mean", "median", None)
 
 
@@ -19,9 +17,12 @@ def gradient_snr(model, data, num_repeats=100, objective=None, summary="mean", s
     (Rainforth et al. 2018). Under IWAE_K the encoder's SNR falls like 1/√K while the decoder's
     rises like √K.
 
-    The gradients are those the model's ``train_step`` would apply: of the mean loss over the
-    batch, or, when the objective returns ``surrogates``, of each group's own surrogate with
-    respect to that group's variables (so PIWAE's encoder SNR is that of its MIWAE gradient).
+    The gradients are those the model's ``train_step`` applies, from the same code:
+    :meth:`~tfvae.models.training.TrainingLoop.compute_gradients` (the mean loss over the batch
+    plus the regularisation losses, or, when the objective returns ``surrogates``, each group's
+    own surrogate with respect to that group's variables, so PIWAE's encoder SNR is that of its
+    MIWAE gradient), split by :meth:`~tfvae.models.training.TrainingLoop.variable_groups`. A
+    loss scale (float16) multiplies every estimate alike and leaves the SNR unchanged.
 
     Args:
       model: a :class:`tfvae.models.base.VariationalModel`.
@@ -84,26 +85,22 @@ def gradient_snr(model, data, num_repeats=100, objective=None, summary="mean", s
 
 
 def _gradient_fn(model, objective, groups):
-    """A compiled ``images -> {group: flat gradient}`` following train_step's routing."""
+    """A compiled ``images -> {group: flat gradient}``: the model's own gradient computation
+    (:meth:`tfvae.models.training.TrainingLoop.compute_gradients`, what ``train_step`` applies,
+    surrogates, regularisation losses and loss scaling included), split by group."""
+    group_of = {id(v): name for name, variables in groups.items() for v in variables}
 
     @tf.function
     def step(images):
-        with tf.GradientTape(persistent=True) as tape:
-            value = model.compute_objective(images, training=True) if objective is None \
-                else objective(model, images)
-            if not isinstance(value, ObjectiveValue):
-                value = ObjectiveValue(loss=value, metrics={})
-            losses = ({name: tf.reduce_mean(loss) for name, loss in value.surrogates.items()}
-                      if value.surrogates is not None
-                      else {name: tf.reduce_mean(value.loss) for name in groups})
-        flat = {}
-        for name, variables in groups.items():
-            gradients = tape.gradient(losses[name], variables,
-                                      unconnected_gradients=tf.UnconnectedGradients.ZERO)
-            flat[name] = tf.concat([tf.reshape(g, [-1]) for g in gradients], axis=0) if gradients \
-                else tf.zeros([0])
-        del tape
-        return flat
+        gradients, variables, _ = model.compute_gradients(images, training=True, objective=objective)
+        parts = {name: [] for name in groups}
+        for gradient, variable in zip(gradients, variables):
+            if id(variable) not in group_of:
+                continue
+            # a variable the objective does not reach gets a zero gradient (an SNR of NaN)
+            gradient = tf.zeros_like(variable) if gradient is None else tf.convert_to_tensor(gradient)
+            parts[group_of[id(variable)]].append(tf.reshape(tf.cast(gradient, tf.float32), [-1]))
+        return {name: tf.concat(values, axis=0) if values else tf.zeros([0]) for name, values in parts.items()}
 
     return step
 
