@@ -104,6 +104,14 @@ class VariationalModel(TrainingLoop):
         "standardization": Option(None, _check_standardization, "feature mean and scale", flag=None),
     }
 
+    def check_options(self):
+        super().check_options()
+        default = VariationalModel.OPTIONS["observation_scale"].default
+        if isinstance(self.likelihood_option, str) and not self.likelihood_option.startswith("gaussian") \
+                and self.observation_scale != default:
+            raise ValueError(f"observation_scale applies to the gaussian likelihoods, not {self.likelihood_option!r} "
+                             f"(got observation_scale={self.observation_scale})")
+
     def __init__(self, input_shape=None, latent_dim=None, encoder=None, decoder=None, *, image_shape=None,
                  **options):
         if (input_shape is None) == (image_shape is None):
