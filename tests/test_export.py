@@ -4,7 +4,8 @@
   cannot be imported; every signature's outputs equal the in-memory model's (exactly for the
   deterministic ones, with the same stateless seed for the sampled ones).
 * Inputs are checked inside the graph, per signature (shape, NaN/Inf, pixel range, counts).
-* elbo / log_likelihood are checked against closed forms on a linear-Gaussian model.
+* elbo / log_likelihood: against closed forms and the evaluation function in
+  tests/test_log_likelihood.py.
 * saved_model_cli lists and runs the signatures.
 * export/client.py builds REST and gRPC requests that the SavedModel's own signatures answer, as
   TF Serving would (a stand-in server on localhost speaks its documented REST and gRPC APIs).
@@ -13,7 +14,6 @@
 import http.server
 import importlib.util
 import json
-import math
 import os
 import pathlib
 import re
@@ -449,106 +449,6 @@ def test_saved_model_cli_show_and_run(tmp_path, exported, images):
         assert "Method name is: tensorflow/serving/predict" in blocks[signature]
     np.testing.assert_allclose(np.load(tmp_path / "out" / "images.npy"),
                                models["vae"].reconstruct(images[:3]).numpy(), rtol=1e-5, atol=1e-6)
-
-
-# ------------------------------------------------- elbo and log_likelihood against closed forms
-
-def _linear_gaussian(exact, sigma=0.3):
-    """A VAE whose log p(x) is known: z ~ N(0, I), x | z ~ N(Wz + b, σ²I) with orthogonal columns
-    in W, so that the exact posterior N(A(x − b), Σ) has a diagonal Σ = (I + WᵀW/σ²)⁻¹ and the
-    encoder (one linear layer) can represent it; ``exact=False`` perturbs it."""
-    dim = math.prod(IMAGE_SHAPE)
-    rng = np.random.default_rng(1)
-    basis, _ = np.linalg.qr(rng.normal(size=(dim, LATENT)))
-    weights = basis * np.array([2.0, 1.0, 0.5])
-    bias = rng.uniform(0.2, 0.8, size=dim)
-    post_var = 1.0 / (1.0 + (weights ** 2).sum(0) / sigma ** 2)
-    gain = post_var[:, None] * weights.T / sigma ** 2             # μ = gain (x − b)
-    if not exact:
-        gain = gain * 0.6 + 0.02 * rng.normal(size=gain.shape)
-        post_var = post_var * 2.5
-    offset = -gain @ bias
-
-    encoder = keras.Sequential([keras.Input(IMAGE_SHAPE), keras.layers.Flatten(), keras.layers.Dense(2 * LATENT)])
-    encoder.layers[-1].set_weights([np.concatenate([gain.T, np.zeros((dim, LATENT))], 1).astype("float32"),
-                                    np.concatenate([offset, np.log(post_var)]).astype("float32")])
-    decoder = keras.Sequential([keras.Input((LATENT,)), keras.layers.Dense(dim), keras.layers.Reshape(IMAGE_SHAPE)])
-    decoder.layers[0].set_weights([weights.T.astype("float32"), bias.astype("float32")])
-    model = VAE(IMAGE_SHAPE, LATENT, likelihood="gaussian", observation_scale=sigma, encoder=encoder,
-                decoder=decoder)
-    return model, dict(W=weights, b=bias, A=gain, c=offset, s2=post_var, sigma=sigma)
-
-
-def _closed_forms(x, p):
-    """log p(x) and the ELBO of the linear-Gaussian model, per example, in float64."""
-    x = x.reshape(len(x), -1).astype(np.float64)
-    dim = x.shape[1]
-    cov = p["W"] @ p["W"].T + p["sigma"] ** 2 * np.eye(dim)
-    _, logdet = np.linalg.slogdet(cov)
-    centred = x - p["b"]
-    log_px = -0.5 * (dim * np.log(2 * np.pi) + logdet + np.einsum("ni,ni->n", centred, np.linalg.solve(cov, centred.T).T))
-    mu = x @ p["A"].T + p["c"]
-    residual = x - mu @ p["W"].T - p["b"]
-    expected_log_lik = (-0.5 * dim * np.log(2 * np.pi * p["sigma"] ** 2)
-                        - ((residual ** 2).sum(1) + (p["s2"] * (p["W"] ** 2).sum(0)).sum()) / (2 * p["sigma"] ** 2))
-    kl = 0.5 * (p["s2"] + mu ** 2 - 1.0 - np.log(p["s2"])).sum(1)
-    return log_px, expected_log_lik - kl, mu
-
-
-def _estimators(model):
-    """``(x, K, seed) -> (elbo, log_likelihood)``, compiled as exported (traced once: K and seed
-    are tensors)."""
-    functions = {name: tf.function(f.function) for name, f in export.serving_functions(model).items()
-                 if name in ("elbo", "log_likelihood")}
-
-    def estimate(x, num_samples, seed):
-        inputs = (tf.constant(x), tf.constant(num_samples), tf.constant(seed))
-        return [functions[name](*inputs)[name].numpy().astype(np.float64) for name in ("elbo", "log_likelihood")]
-
-    return estimate
-
-
-def test_exact_posterior_gives_log_px_for_any_k_and_chunking(monkeypatch, images):
-    """With q(z|x) = p(z|x) every log-weight equals log p(x), so both estimates must equal the
-    closed form exactly, whatever K and however the K samples are split into chunks."""
-    model, params = _linear_gaussian(exact=True)
-    x = images[:3]
-    log_px, elbo_closed, _ = _closed_forms(x, params)
-    np.testing.assert_allclose(elbo_closed, log_px, rtol=1e-9)  # the closed forms agree too
-    monkeypatch.setattr(export, "CODES_PER_CHUNK", 7)             # batch 3: chunks of 2, 2, 1 for K = 5
-    estimate = _estimators(model)
-    for k in (1, 5):
-        elbo, log_likelihood = estimate(x, k, seed=3)
-        np.testing.assert_allclose(elbo, log_px, atol=2e-3)
-        np.testing.assert_allclose(log_likelihood, log_px, atol=2e-3)
-
-
-def test_estimates_match_closed_forms_with_an_approximate_posterior(images):
-    model, params = _linear_gaussian(exact=False)
-    x = images[:3]
-    log_px, elbo_closed, mu = _closed_forms(x, params)
-    assert np.all(log_px - elbo_closed > 1.0)  # a real gap, so the checks below can tell them apart
-    # standard deviation of one log-weight, by an independent numpy Monte Carlo
-    rng = np.random.default_rng(2)
-    z = mu + np.sqrt(params["s2"]) * rng.normal(size=(20000,) + mu.shape)
-    flat = x.reshape(len(x), -1)
-    log_lik = (-0.5 * flat.shape[1] * np.log(2 * np.pi * params["sigma"] ** 2)
-               - ((flat - z @ params["W"].T - params["b"]) ** 2).sum(-1) / (2 * params["sigma"] ** 2))
-    log_prior = -0.5 * (z ** 2 + np.log(2 * np.pi)).sum(-1)
-    log_q = -0.5 * ((z - mu) ** 2 / params["s2"] + np.log(2 * np.pi * params["s2"])).sum(-1)
-    weights = log_lik + log_prior - log_q
-    np.testing.assert_allclose(weights.mean(0), elbo_closed, atol=5 * weights.std(0).max() / math.sqrt(20000))
-
-    k = 4000
-    estimate = _estimators(model)
-    elbo, log_likelihood = estimate(x, k, seed=11)
-    np.testing.assert_allclose(elbo, elbo_closed, atol=5 * weights.std(0).max() / math.sqrt(k))
-    # the IWAE bound with large K: above the ELBO, close to log p(x), at most noise above it
-    assert np.all(log_likelihood > elbo_closed + 0.5 * (log_px - elbo_closed))
-    assert np.all(log_likelihood < log_px + 0.05)
-    # stateless seeds: reproducible, and another seed gives another estimate
-    np.testing.assert_array_equal(estimate(x, k, seed=11)[1], log_likelihood)
-    assert np.abs(estimate(x, k, seed=12)[1] - log_likelihood).max() > 0
 
 
 # ------------------------------------------------------------------------------- the CLI

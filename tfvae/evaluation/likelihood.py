@@ -1,25 +1,32 @@
 """Importance-sampled estimates of the test log-likelihood log p(x)."""
 
 import math
-import numbers
+import sys
+import time
+import weakref
 
+import keras
 import numpy as np
 import tensorflow as tf
 
+from tfvae import estimators, validation
 from tfvae.evaluation.latent import _image_batches
 
 #: K used by :func:`log_likelihood` and by ``tfvae evaluate`` unless told otherwise (Burda et al.)
 DEFAULT_NUM_SAMPLES = 5000
 
+#: draws decoded at once per example (a multiple of ``tfvae.estimators.SAMPLES_PER_SEED``)
+DEFAULT_CHUNK_SIZE = estimators.DEFAULT_CHUNK_SIZE
 
-def _check_count(name, value):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
+#: examples decoded at once
+DEFAULT_BATCH_SIZE = 100
+
+_VERBOSE = ("auto", 0, 1, 2)
 
 
-def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=250, batch_size=100,
-                   seed=0, return_per_example=False):
+def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFAULT_CHUNK_SIZE,
+                   batch_size=DEFAULT_BATCH_SIZE, seed=0, return_per_example=False, verbose="auto",
+                   jit_compile=True):
     """The importance-sampled estimate of the mean test log-likelihood, in nats:
 
         log p̂(x) = log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x),
@@ -27,23 +34,32 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=250,
     the IWAE bound with K = ``num_samples`` (a lower bound in expectation that tends to log p(x)
     as K grows; Burda et al. 2015 use K = 5000).
 
-    Memory stays bounded whatever K and the data size: examples are taken ``batch_size`` at a time
-    and the K samples ``chunk_size`` at a time, folding each chunk into a running
-    log Σ exp (``tf.reduce_logsumexp`` of the previous total and the chunk's), so at most
-    ``batch_size · chunk_size`` codes are decoded at once. With the defaults (25,000 codes of a
-    784-pixel Bernoulli decoder) the process peaks well under 3 GB for 10,000 MNIST test images
-    with K = 5000 (see benchmarks/RESULTS.md for the measured figure).
+    This is the estimator of the served ``log_likelihood`` signature (:mod:`tfvae.estimators`):
+    for the same seed and K, example n of ``data`` gets the value the signature gives it as
+    example n of a request, whatever ``chunk_size`` and ``batch_size``.
+
+    Memory stays bounded whatever K and the data size: at most ``batch_size · chunk_size`` codes
+    are decoded at once (50,000 by default), each chunk folded into a running log Σ exp. For the
+    IWAE paper's MLP on the 10,000 MNIST test images with K = 5000 this takes a few minutes on
+    two CPU cores and well under 1.5 GB (benchmarks/loglik_memory.py; figures in
+    benchmarks/RESULTS.md).
 
     Args:
-      model: a :class:`tfvae.models.base.VariationalModel` (anything with ``posterior``,
-        ``likelihood`` and ``prior``).
-      data: images ``[N, H, W, C]`` (array or tensor) or a tf.data.Dataset of batches of
+      model: a :class:`tfvae.models.base.VariationalModel`.
+      data: examples ``[N, *input_shape]`` (array or tensor) or a tf.data.Dataset of batches of
         ``x`` or ``(x, y)``.
       num_samples: K ≥ 1.
-      chunk_size: samples per chunk.
-      batch_size: examples per chunk.
-      seed: integer seed of the (stateless) sampling, so that the estimate is reproducible.
+      chunk_size: draws per example decoded at once, a multiple of
+        ``tfvae.estimators.SAMPLES_PER_SEED`` (50).
+      batch_size: examples decoded at once (arrays are cut into batches of this size; larger
+        dataset batches are cut too).
+      seed: integer seed in [−2⁶³, 2⁶³) of the stateless draws: the estimate is reproducible.
       return_per_example: also return the ``[N]`` per-example estimates.
+      verbose: 0 silent, 1 a progress bar with the time left (``keras.utils.Progbar``), 2 one
+        line per tenth of the data (or at the end when the size of a dataset is unknown);
+        ``"auto"``: 1 when stdout is a terminal, else 2 (as ``tfvae train``).
+      jit_compile: XLA-compile the log-weights (about twice as fast on CPU); the draws stay
+        outside XLA, so the values do not depend on it beyond float rounding.
 
     Returns:
       ``(mean, standard_error)`` as floats (``standard_error`` = std over examples / √N, which
@@ -51,36 +67,37 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=250,
       asked. The negative log-likelihood (test NLL) is ``-mean``.
 
     Example:
-      >>> mean, se = log_likelihood(model, test_images, num_samples=5000)
+      >>> mean, se = log_likelihood(model, test_images, num_samples=5000, verbose=0)
       >>> print(f"test NLL {-mean:.2f} ± {se:.2f} nats")
     """
-    for hook in ("posterior", "likelihood", "prior"):
-        if not hasattr(model, hook):
-            raise ValueError(f"log_likelihood needs a probabilistic model with posterior, likelihood and "
-                             f"prior; {type(model).__name__} has no {hook!r}")
-    num_samples = _check_count("num_samples", num_samples)
-    chunk_size = min(_check_count("chunk_size", chunk_size), num_samples)
-    batch_size = _check_count("batch_size", batch_size)
-    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-        raise ValueError(f"seed must be an integer, got {seed!r}")
+    if not estimators.is_supported(model):
+        raise ValueError(f"log_likelihood needs a probabilistic model with q(z|x), p(x|z) and p(z) "
+                         f"(encode_params, posterior_from_params, log_weights); {type(model).__name__} "
+                         "has not")
+    num_samples = validation.positive_int("num_samples", num_samples)
+    chunk_size = min(estimators.check_chunk_size(chunk_size),
+                     -(-num_samples // estimators.SAMPLES_PER_SEED) * estimators.SAMPLES_PER_SEED)
+    batch_size = validation.positive_int("batch_size", batch_size)
+    seed = estimators.check_seed(seed)
+    verbose = _check_verbose(verbose)
+    jit_compile = validation.flag("jit_compile", jit_compile)
 
-    chunk_logsumexp = _chunk_logsumexp_fn(model)
+    shape = tuple(model.image_shape)
+    estimate = _estimator(model, shape, jit_compile)
+    arguments = (tf.constant(num_samples, tf.int32), estimators.stateless_seed(seed), tf.constant(chunk_size),
+                 tf.constant(batch_size))
+
+    progress = _Progress(_size_of(data), verbose)
     estimates = []
-    batch_index = 0
+    done = 0
     for images in _image_batches(data, batch_size):
-        images = _checked_images(model, images)
-        for start in range(0, int(images.shape[0]), batch_size):
-            part = images[start:start + batch_size]
-            total = tf.fill([int(part.shape[0])], -np.inf)
-            for chunk_index, first in enumerate(range(0, num_samples, chunk_size)):
-                count = min(chunk_size, num_samples - first)
-                chunk_seed = tf.constant([seed, batch_index * 1_000_003 + chunk_index], tf.int32)
-                chunk = chunk_logsumexp(part, tf.constant(count), chunk_seed)
-                total = tf.reduce_logsumexp(tf.stack([total, chunk]), axis=0)
-            estimates.append((total - math.log(num_samples)).numpy())
-            batch_index += 1
-    if not estimates:
+        images = _checked_images(shape, images)
+        estimates.append(estimate(images, tf.constant(done, tf.int64), *arguments).numpy())
+        done += len(estimates[-1])
+        progress.update(done)
+    if not done:
         raise ValueError("log_likelihood got no data")
+    progress.finish(done)
     per_example = np.concatenate(estimates).astype(np.float64)
     if not np.all(np.isfinite(per_example)):
         raise ValueError(f"log_likelihood: {int((~np.isfinite(per_example)).sum())} examples have a "
@@ -93,30 +110,82 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=250,
     return mean, standard_error
 
 
-def _chunk_logsumexp_fn(model):
-    """A compiled ``(images, count, seed) -> log Σ_k exp(w_k)`` over ``count`` fresh samples."""
-
-    image_shape = tuple(getattr(model, "image_shape", (None, None, None)))
-
-    @tf.function(input_signature=[tf.TensorSpec((None,) + image_shape, tf.float32),
-                                  tf.TensorSpec([], tf.int32), tf.TensorSpec([2], tf.int32)])
-    def chunk_logsumexp(images, count, seed):
-        q = model.posterior(images, training=False)
-        z = q.sample(count, seed=seed)                                   # [count, batch, latent]
-        log_weights = (model.likelihood(z).log_prob(images) + model.prior.log_prob(z)
-                       - q.log_prob(z))                                 # [count, batch]
-        return tf.reduce_logsumexp(log_weights, axis=0)
-
-    return chunk_logsumexp
+#: model -> {(shape, jit_compile): compiled estimator}, so that repeated calls (other data, K,
+#: seeds, chunk or batch sizes) reuse one trace; weak keys, so that a model can still be freed
+_ESTIMATORS = weakref.WeakKeyDictionary()
 
 
-def _checked_images(model, images):
+def _estimator(model, shape, jit_compile):
+    """``(images, first_index, num_samples, seed, chunk_size, batch_size) -> log_likelihood [N]``,
+    traced once per model and setting. It holds the model weakly (a cached value must not keep
+    its key alive)."""
+    cache = _ESTIMATORS.setdefault(model, {})
+    key = (shape, jit_compile)
+    if key not in cache:
+        model_ref = weakref.ref(model)
+        scalar = tf.TensorSpec([], tf.int32)
+
+        @tf.function(input_signature=[tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec([], tf.int64),
+                                      scalar, tf.TensorSpec([2], tf.int32), scalar, scalar])
+        def estimate(images, first_index, num_samples, seed, chunk_size, batch_size):
+            return estimators.log_weight_statistics(model_ref(), images, num_samples, seed, first_index,
+                                                    chunk_size=chunk_size, batch_size=batch_size,
+                                                    jit_compile=jit_compile)[1]
+
+        cache[key] = estimate
+    return cache[key]
+
+
+def _check_verbose(verbose):
+    if isinstance(verbose, bool) or verbose not in _VERBOSE:
+        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return int(verbose)
+
+
+def _size_of(data):
+    """The number of examples, or None for a dataset of unknown size."""
+    if isinstance(data, tf.data.Dataset):
+        return None
+    return len(data)
+
+
+class _Progress:
+    """Keras' manner: 0 silent, 1 ``keras.utils.Progbar`` (with the time left), 2 one line per
+    tenth of ``total`` examples (one at the end when ``total`` is unknown)."""
+
+    def __init__(self, total, verbose):
+        self.total, self.verbose = total, verbose
+        self.start = time.time()
+        self.printed_tenths = 0
+        self.bar = keras.utils.Progbar(total, verbose=1, unit_name="example") if verbose == 1 else None
+
+    def update(self, done):
+        if self.bar is not None:
+            self.bar.update(done)
+        elif self.verbose == 2 and self.total:
+            tenths = 10 * done // self.total
+            if tenths > self.printed_tenths and done < self.total:
+                self.printed_tenths = tenths
+                elapsed = time.time() - self.start
+                left = elapsed * (self.total - done) / done
+                print(f"log_likelihood: {done}/{self.total} examples ({100 * done // self.total}%), "
+                      f"{elapsed:.0f} s, about {left:.0f} s left", flush=True)
+
+    def finish(self, done):
+        if self.bar is not None and self.total is None:
+            self.bar.update(done, finalize=True)
+        elif self.verbose == 2:
+            print(f"log_likelihood: {done} examples in {time.time() - self.start:.0f} s", flush=True)
+
+
+def _checked_images(shape, images):
     images = tf.convert_to_tensor(images)
     if images.dtype != tf.float32:
         images = tf.cast(images, tf.float32)
-    image_shape = tuple(getattr(model, "image_shape", images.shape[1:]))
-    if images.shape.rank != 4 or tuple(images.shape[1:]) != image_shape:
-        raise ValueError(f"log_likelihood: images must be shaped [N, {', '.join(map(str, image_shape))}], "
+    if images.shape.rank != len(shape) + 1 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"log_likelihood: images must be shaped [N, {', '.join(map(str, shape))}], "
                          f"got {tuple(images.shape)}")
     if not bool(tf.reduce_all(tf.math.is_finite(images))):
         raise ValueError("log_likelihood: the images contain NaN or Inf")
@@ -126,16 +195,19 @@ def _checked_images(model, images):
 def log_likelihood_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``test_log_likelihood`` and its
     standard error for every probabilistic model, with K = ``options["log_likelihood_samples"]``
-    (default 5000; 0 skips it)."""
-    if not all(hasattr(model, hook) for hook in ("posterior", "likelihood", "prior")):
+    (default 5000; 0 skips it) and ``options["verbose"]`` when given."""
+    if not estimators.is_supported(model):
         return {}
-    num_samples = context.get("options", {}).get("log_likelihood_samples")
+    options = context.get("options", {})
+    num_samples = options.get("log_likelihood_samples")
     num_samples = DEFAULT_NUM_SAMPLES if num_samples is None else num_samples
     if num_samples == 0:
         return {}
-    mean, standard_error = log_likelihood(model, context["test_data"], num_samples=num_samples)
+    extra = {} if options.get("verbose") is None else {"verbose": options["verbose"]}
+    mean, standard_error = log_likelihood(model, context["test_data"], num_samples=num_samples, **extra)
     return {"test_log_likelihood": mean, "test_log_likelihood_se": standard_error,
             "log_likelihood_samples": int(num_samples)}
 
 
-__all__ = ["DEFAULT_NUM_SAMPLES", "log_likelihood", "log_likelihood_metrics"]
+__all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SIZE", "DEFAULT_NUM_SAMPLES", "log_likelihood",
+           "log_likelihood_metrics"]
