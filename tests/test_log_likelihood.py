@@ -342,8 +342,14 @@ def test_verbose_prints_progress_in_keras_manner(images, capsys):
     log_likelihood(model, x, num_samples=G, batch_size=3, verbose=1)
     out = capsys.readouterr().out
     assert "30/30" in out and "example" in out                      # keras.utils.Progbar
+    # a dataset of known size (tfvae.data.load's): progress over its batches, with the time left
+    dataset = tf.data.Dataset.from_tensor_slices(x).batch(10)
+    log_likelihood(model, dataset, num_samples=G, verbose=2)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith("log_likelihood: 1/3 batches (33%)"), lines
+    assert "s left" in lines[0] and lines[-1].startswith("log_likelihood: 30 examples in"), lines
     # a dataset of unknown size: one line at the end
-    log_likelihood(model, tf.data.Dataset.from_tensor_slices(x).batch(10), num_samples=G, verbose=2)
+    log_likelihood(model, dataset.filter(lambda images: True), num_samples=G, verbose=2)
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 1 and lines[0].startswith("log_likelihood: 30 examples in"), lines
     metrics = likelihood_module.log_likelihood_metrics(

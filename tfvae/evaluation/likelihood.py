@@ -1,15 +1,12 @@
 """Importance-sampled estimates of the test log-likelihood log p(x)."""
 
 import math
-import sys
-import time
 import weakref
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import estimators, validation
+from tfvae import estimators, progress, validation
 from tfvae.evaluation.latent import _image_batches
 
 #: K used by :func:`log_likelihood` and by ``tfvae evaluate`` unless told otherwise (Burda et al.)
@@ -20,8 +17,6 @@ DEFAULT_CHUNK_SIZE = estimators.DEFAULT_CHUNK_SIZE
 
 #: examples decoded at once
 DEFAULT_BATCH_SIZE = 100
-
-_VERBOSE = ("auto", 0, 1, 2)
 
 
 def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFAULT_CHUNK_SIZE,
@@ -56,8 +51,10 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
       seed: integer seed in [−2⁶³, 2⁶³) of the stateless draws: the estimate is reproducible.
       return_per_example: also return the ``[N]`` per-example estimates.
       verbose: 0 silent, 1 a progress bar with the time left (``keras.utils.Progbar``), 2 one
-        line per tenth of the data (or at the end when the size of a dataset is unknown);
-        ``"auto"``: 1 when stdout is a terminal, else 2 (as ``tfvae train``).
+        line per tenth of the data (of a dataset's batches; only the end line when their number
+        is unknown);
+        ``"auto"``: 1 when stdout is a terminal, else 2 (as ``tfvae train``; see
+        :mod:`tfvae.progress`).
       jit_compile: XLA-compile the log-weights (about twice as fast on CPU); the draws stay
         outside XLA, so the values do not depend on it beyond float rounding.
 
@@ -79,7 +76,7 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
                      -(-num_samples // estimators.SAMPLES_PER_SEED) * estimators.SAMPLES_PER_SEED)
     batch_size = validation.positive_int("batch_size", batch_size)
     seed = estimators.check_seed(seed)
-    verbose = _check_verbose(verbose)
+    verbose = progress.check_verbose(verbose)
     jit_compile = validation.flag("jit_compile", jit_compile)
 
     shape = tuple(model.image_shape)
@@ -87,17 +84,18 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
     arguments = (tf.constant(num_samples, tf.int32), estimators.stateless_seed(seed), tf.constant(chunk_size),
                  tf.constant(batch_size))
 
-    progress = _Progress(_size_of(data), verbose)
+    total, unit = _size_of(data)
+    shown = progress.Progress("log_likelihood", total, unit, verbose, units=unit + "es" if unit == "batch" else None)
     estimates = []
     done = 0
     for images in _image_batches(data, batch_size):
         images = _checked_images(shape, images)
         estimates.append(estimate(images, tf.constant(done, tf.int64), *arguments).numpy())
         done += len(estimates[-1])
-        progress.update(done)
+        shown.update(done if unit == "example" else len(estimates))
     if not done:
         raise ValueError("log_likelihood got no data")
-    progress.finish(done)
+    shown.finish(summary=f"{done} examples")
     per_example = np.concatenate(estimates).astype(np.float64)
     if not np.all(np.isfinite(per_example)):
         raise ValueError(f"log_likelihood: {int((~np.isfinite(per_example)).sum())} examples have a "
@@ -136,48 +134,13 @@ def _estimator(model, shape, jit_compile):
     return cache[key]
 
 
-def _check_verbose(verbose):
-    if isinstance(verbose, bool) or verbose not in _VERBOSE:
-        raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
-    if verbose == "auto":
-        return 1 if sys.stdout.isatty() else 2
-    return int(verbose)
-
-
 def _size_of(data):
-    """The number of examples, or None for a dataset of unknown size."""
+    """``(total, unit)`` of the progress: the number of examples of an array, or the number of
+    batches of a tf.data.Dataset (None when unknown: the time left then cannot be told)."""
     if isinstance(data, tf.data.Dataset):
-        return None
-    return len(data)
-
-
-class _Progress:
-    """Keras' manner: 0 silent, 1 ``keras.utils.Progbar`` (with the time left), 2 one line per
-    tenth of ``total`` examples (one at the end when ``total`` is unknown)."""
-
-    def __init__(self, total, verbose):
-        self.total, self.verbose = total, verbose
-        self.start = time.time()
-        self.printed_tenths = 0
-        self.bar = keras.utils.Progbar(total, verbose=1, unit_name="example") if verbose == 1 else None
-
-    def update(self, done):
-        if self.bar is not None:
-            self.bar.update(done)
-        elif self.verbose == 2 and self.total:
-            tenths = 10 * done // self.total
-            if tenths > self.printed_tenths and done < self.total:
-                self.printed_tenths = tenths
-                elapsed = time.time() - self.start
-                left = elapsed * (self.total - done) / done
-                print(f"log_likelihood: {done}/{self.total} examples ({100 * done // self.total}%), "
-                      f"{elapsed:.0f} s, about {left:.0f} s left", flush=True)
-
-    def finish(self, done):
-        if self.bar is not None and self.total is None:
-            self.bar.update(done, finalize=True)
-        elif self.verbose == 2:
-            print(f"log_likelihood: {done} examples in {time.time() - self.start:.0f} s", flush=True)
+        batches = int(data.cardinality())
+        return (batches if batches >= 0 else None), "batch"
+    return len(data), "example"
 
 
 def _checked_images(shape, images):
