@@ -82,7 +82,6 @@ Example:
 """
 
 import collections
-import inspect
 import json
 import os
 import pathlib
@@ -153,9 +152,7 @@ def serving_functions(model):
         for spec, value in zip(decode_specs, tensors):
             value = _check_shape("decode", spec.name, value, spec.shape)
             inputs[spec.name] = _check_finite("decode", spec.name, value) if spec.dtype.is_floating else value
-        if hasattr(model, "serving_decode"):
-            return {"images": _float32(model.serving_decode(**inputs))}
-        return {"images": _float32(model.decode(inputs["codes"]))}
+        return {"images": _float32(model.serving_decode(**inputs))}
 
     def reconstruct(images):
         return {"images": _float32(model.reconstruct(checked_images("reconstruct", images)))}
@@ -172,9 +169,8 @@ def serving_functions(model):
         "decode": ServingFunction(decode, decode_specs),
         "reconstruct": ServingFunction(reconstruct, [images_spec]),
     }
-    if callable(getattr(getattr(model, "prior", None), "sample", None)):
-        functions["sample"] = ServingFunction(sample, [scalar["count"], scalar["seed"]])
     if is_probabilistic(model):
+        functions["sample"] = ServingFunction(sample, [scalar["count"], scalar["seed"]])
         def statistics(signature, images, num_samples, seed):
             images = checked_images(signature, images)
             num_samples = _check_at_least_one(
@@ -195,10 +191,9 @@ def serving_functions(model):
 
 
 def is_probabilistic(model):
-    """Whether the model defines q(z|x), p(x|z) and p(z) in the way the importance-sampled
-    estimator needs (:func:`tfvae.estimators.is_supported`), so that ``elbo`` and
-    ``log_likelihood`` can be exported."""
-    return estimators.is_supported(model)
+    """Whether the model has a prior, q(z|x) and p(x|z) (its ``is_probabilistic()``), so that
+    ``sample``, ``elbo`` and ``log_likelihood`` can be exported."""
+    return model.is_probabilistic()
 
 
 def log_weight_statistics(model, images, num_samples, seed):
@@ -363,28 +358,19 @@ def _check_at_least_one(signature, input_name, value):
 # ----------------------------------------------------------------------------- helpers
 
 def _check_exportable(model):
-    missing = [attr for attr in ("image_shape", "latent_dim", "serving_encode", "decode", "reconstruct")
+    missing = [attr for attr in ("image_shape", "latent_dim", "serving_encode", "serving_decode",
+                                 "serving_decode_inputs", "reconstruct", "is_probabilistic")
                if not hasattr(model, attr)]
     if missing:
         raise ValueError(f"cannot export {type(model).__name__}: a tfvae model needs "
                          f"{', '.join(missing)} (see tfvae.models.base.VariationalModel)")
-    if hasattr(model, "serving_decode") != hasattr(model, "serving_decode_inputs"):
-        raise ValueError(f"cannot export {type(model).__name__}: define both serving_decode and "
-                         "serving_decode_inputs, or neither (to decode codes [batch, latent_dim])")
     return tuple(int(size) for size in model.image_shape), int(model.latent_dim)
 
 
 def _decode_specs(model, latent_dim):
-    """The ``decode`` signature's inputs: ``codes [batch, latent_dim]``, or what the model's
-    ``serving_decode_inputs()`` names (a model whose code is not one float vector, e.g. LLGAE's
-    component index and coefficients)."""
-    if not hasattr(model, "serving_decode_inputs"):
-        required = [p.name for p in inspect.signature(model.decode).parameters.values()
-                    if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-        if len(required) > 1:
-            raise ValueError(f"cannot export {type(model).__name__}: its decode takes ({', '.join(required)}), "
-                             "not one codes tensor; define serving_decode_inputs and serving_decode")
-        return [tf.TensorSpec([None, latent_dim], tf.float32, name="codes")]
+    """The ``decode`` signature's inputs: what the model's ``serving_decode_inputs()`` names
+    (``codes [batch, latent_dim]`` for the variational models; LLGAE's component index,
+    coefficients and image mean)."""
     specs = model.serving_decode_inputs()
     if not isinstance(specs, dict) or not specs or not all(
             isinstance(spec, tf.TensorSpec) and spec.shape.rank and spec.shape[0] is None

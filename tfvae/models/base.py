@@ -340,6 +340,14 @@ class VariationalModel(TrainingLoop):
         q = self.posterior(images)
         return {"code_mean": q.mean(), "code_scale": q.stddev()}
 
+    def serving_decode_inputs(self):
+        """The exported ``decode`` signature's inputs: ``codes [batch, latent_dim]``."""
+        return {"codes": tf.TensorSpec([None, self.latent_dim], tf.float32)}
+
+    def serving_decode(self, codes):
+        """The exported ``decode``: the mean of p(x|z) for ``codes``."""
+        return self.decode(codes)
+
     def _as_images(self, images):
         return as_images(images, self.image_shape)
 
