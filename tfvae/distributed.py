@@ -81,8 +81,9 @@ class TrainResult(collections.namedtuple("TrainResult", ["history", "seconds", "
       history: ``{metric name: [one value per epoch]}`` over **all** epochs, those of earlier,
         interrupted runs included (``val_``-prefixed with validation data), as
         ``model.fit(...).history``.
-      seconds: training time of those epochs, summed over the runs that trained them (an epoch
-        lost to a crash is not counted; the setup of each run is).
+      seconds: training time up to the end of the last epoch, summed over the runs that trained
+        (an epoch lost to a crash is not counted; the setup of each run is). The checkpoint
+        holds the same figure, so a rerun of a finished run returns it unchanged.
       initial_epoch: the number of epochs restored from the checkpoint (0 on a fresh start).
     """
 
@@ -205,6 +206,16 @@ def multi_worker_strategy(timeout=DEFAULT_WORKER_TIMEOUT, cluster_resolver=None,
             watchdog.cancel()
 
 
+def barrier(strategy):
+    """Waits until every worker of ``strategy`` has called this (an all-reduce; no time limit).
+
+    ``tfvae train`` ends with one, so that the other workers exit with the chief, after its
+    evaluation: a worker that leaves first is reported by the coordination service as crashed
+    ("tasks are unhealthy") on the chief.
+    """
+    _stop_vote(strategy)(False)
+
+
 def is_chief(strategy=None):
     """Whether this process writes the run's files: always on one worker, the chief under
     MultiWorkerMirroredStrategy (``strategy.extended.should_checkpoint``)."""
@@ -297,7 +308,7 @@ def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_d
     model.stop_training = False
     callback_list.on_train_begin()
     began = time.time()
-    logs = {}
+    logs, trained_seconds = {}, seconds
     for index in range(initial_epoch, epochs):
         epoch_began = time.time()
         callback_list.on_epoch_begin(index)
@@ -313,7 +324,8 @@ def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_d
         for name, value in logs.items():
             history.setdefault(name, []).append(value)
         epoch.assign(index + 1)
-        record.assign(json.dumps({"history": history, "seconds": seconds + time.time() - began}))
+        trained_seconds = seconds + time.time() - began
+        record.assign(json.dumps({"history": history, "seconds": trained_seconds}))
         _save(checkpoint, checkpoint_dir, chief, index + 1)
         if verbose:
             print(f"epoch {index + 1}/{epochs} - {time.time() - epoch_began:.1f} s - "
@@ -321,9 +333,7 @@ def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_d
         if any_worker(bool(model.stop_training)):
             break
     callback_list.on_train_end(logs)
-    if epochs > initial_epoch:
-        seconds += time.time() - began
-    return TrainResult(history, seconds, initial_epoch)
+    return TrainResult(history, trained_seconds, initial_epoch)
 
 
 def _fit_iterators_before(epoch, known_size):
@@ -476,6 +486,7 @@ class ResumableHistory(keras.callbacks.Callback):
         self.seconds = 0.0
         self._saved = None
         self._began = None
+        self._before = 0.0
         self._resumed = False
 
     def on_train_begin(self, logs=None):
@@ -487,7 +498,7 @@ class ResumableHistory(keras.callbacks.Callback):
                 self._saved = json.loads(self.path.read_text())
             except ValueError:
                 self._saved = None  # an unreadable record: the history restarts, training does not stop
-        self.history, self.seconds = {}, 0.0
+        self.history, self.seconds, self._before = {}, 0.0, 0.0
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._resumed:
@@ -495,7 +506,7 @@ class ResumableHistory(keras.callbacks.Callback):
         self._resumed = True
         if epoch and self._saved is not None:
             self.history = {name: list(values)[:epoch] for name, values in self._saved["history"].items()}
-            self.seconds = float(self._saved["seconds"])
+            self.seconds = self._before = float(self._saved["seconds"])
             if self.dataset is not None:  # see the class docstring and _fit_iterators_before
                 for _ in range(_fit_iterators_before(epoch, int(self.dataset.cardinality()) >= 0)):
                     iter(self.dataset)
@@ -504,7 +515,8 @@ class ResumableHistory(keras.callbacks.Callback):
         for name, value in (logs or {}).items():
             self.history.setdefault(name, []).append(float(value))
         record = {"epoch": epoch + 1, "history": self.history,
-                  "seconds": self.seconds + time.time() - self._began}
+                  "seconds": self._before + time.time() - self._began}
+        self.seconds = record["seconds"]
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
         with os.fdopen(fd, "w") as f:
@@ -516,10 +528,8 @@ class ResumableHistory(keras.callbacks.Callback):
             # resumed after the last epoch (a crash before fit returned): nothing trained now
             self.history = self._saved["history"]
             self.seconds = float(self._saved["seconds"])
-            return
-        self.seconds += time.time() - self._began
 
 
 __all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_STATUS",
-           "WORKER_TIMEOUT_VARIABLE", "cluster_from_environment", "is_chief", "multi_worker_strategy", "train",
+           "WORKER_TIMEOUT_VARIABLE", "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy", "train",
            "worker_timeout_from_environment"]
