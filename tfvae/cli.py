@@ -122,6 +122,7 @@ def _parser():
                           help="importance samples for the test log-likelihood (default 5000; 0 skips it)")
     evaluate.add_argument("--disentanglement-scale", type=float, metavar="S",
                           help=DISENTANGLEMENT_HELP)
+    evaluate.add_argument("--quiet", action="store_true", help="no progress output: print only the metrics")
 
     plot = commands.add_parser("plot", help="redraw a run's pictures")
     plot.add_argument("run_dir", type=pathlib.Path)
@@ -305,13 +306,22 @@ def _default_out(settings):
 
 
 def cmd_train(args):
+    """Trains on one host (``model.fit``; MirroredStrategy is not used here) or, when ``TF_CONFIG``
+    names several workers, on all of them with :func:`tfvae.distributed.train`: the same command
+    runs on every worker, the chief writes the run directory, and evaluation runs once, on the
+    chief. Both resume from ``OUT/backup`` when rerun after an interruption."""
+    import contextlib
+
     settings = _train_settings(args)
     _check_settings(settings)
     evaluation_options = _evaluation_options(args)
+    cluster = _cluster()
     out = args.out or _default_out(settings)
     if (out / "model.keras").exists() and not args.overwrite:
         raise UsageError(f"{out} already holds a finished run; choose another --out or pass --overwrite")
-    out.mkdir(parents=True, exist_ok=True)
+    if cluster.is_chief:  # the other workers write nothing in the run directory
+        out.mkdir(parents=True, exist_ok=True)
+    strategy = _worker_strategy(cluster)  # before any other TensorFlow operation runs
 
     import keras
 
@@ -320,35 +330,123 @@ def cmd_train(args):
     keras.utils.set_random_seed(settings["seed"])
     source = DataSource(settings, args.data_dir)
     train, held_out = source.train, source.held_out
-    model = _build_model(settings, source)
-    # config.json records what the defaults resolved to, so --config reproduces this run exactly
-    if source.dataset_name is not None:
-        settings["binarize"] = source.binarize or "none"
-    if isinstance(getattr(model, "likelihood_option", None), str):
-        settings["likelihood"] = model.likelihood_option
-    if model.initializes_from_data():  # llgae/lgae: k-means + local PCA start, no dead components
-        model.initialize_from_data(source.arrays()[:settings["limit"]], seed=settings["seed"])
-    model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
-    config = {"tfvae": "run", "settings": settings, "model_class": type(model).__name__,
-              "model_config": model.get_config()}
-    _atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str))
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = _build_model(settings, source)
+        # config.json records what the defaults resolved to, so --config reproduces this run exactly
+        if source.dataset_name is not None:
+            settings["binarize"] = source.binarize or "none"
+        if isinstance(getattr(model, "likelihood_option", None), str):
+            settings["likelihood"] = model.likelihood_option
+        if model.initializes_from_data():  # llgae/lgae: k-means + local PCA start, no dead components
+            model.initialize_from_data(source.arrays()[:settings["limit"]], seed=settings["seed"],
+                                       verbose=0 if args.quiet else "auto")
+        model.compile(optimizer=keras.optimizers.Adam(settings["learning_rate"]))
+    if cluster.is_chief:
+        config = {"tfvae": "run", "settings": settings, "model_class": type(model).__name__,
+                  "model_config": model.get_config()}
+        _atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str))
 
-    callbacks = [keras.callbacks.BackupAndRestore(str(out / "backup")),
-                 keras.callbacks.TensorBoard(str(out / "logs"))]
-    start = time.time()
-    history = model.fit(train, validation_data=held_out, epochs=settings["epochs"], callbacks=callbacks, shuffle=False,
-                        verbose=0 if args.quiet else (1 if sys.stdout.isatty() else 2))
-    seconds = time.time() - start
-    save_model_atomically(model, out / "model.keras")
-    _atomic_write_text(out / "history.json", json.dumps(history.history, indent=2))
+    if strategy is None:
+        history, seconds = _fit_resumably(model, train, held_out, out, settings["epochs"], args.quiet)
+        save_model_atomically(model, out / "model.keras")
+        _atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+    else:
+        trained = _train_on_workers(model, strategy, train, held_out, out, settings["epochs"], args.quiet)
+        if trained is None:  # not the chief: the chief evaluates and writes the rest
+            return 0
+        model, history, seconds = trained
     metrics = evaluation.evaluate_model(model, held_out, dataset=source.dataset_name, data_dir=args.data_dir,
-                                        **evaluation_options)
+                                        verbose=0 if args.quiet else "auto", **evaluation_options)
     metrics["train_seconds"] = round(seconds, 2)
     _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
-    _draw(model, held_out, out, metrics.get("kl_per_dimension"), which=None, history=history.history)
+    _draw(model, held_out, out, metrics.get("kl_per_dimension"), which=None, history=history)
     if not args.quiet:
         print(_summary(out, settings, metrics))
+    if strategy is not None:
+        from tfvae import distributed
+
+        distributed.barrier(strategy)  # the other workers waited for this evaluation; all exit now
     return 0
+
+
+def _cluster():
+    """The cluster of ``TF_CONFIG`` (:class:`tfvae.distributed.Cluster`), checked up front."""
+    from tfvae import distributed
+
+    try:
+        cluster = distributed.cluster_from_environment()
+        if cluster.num_workers > 1:
+            distributed.worker_timeout_from_environment()
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    return cluster
+
+
+def _worker_strategy(cluster):
+    """MultiWorkerMirroredStrategy when ``TF_CONFIG`` names several workers, else None."""
+    if cluster.num_workers == 1:
+        return None
+    from tfvae import distributed
+
+    return distributed.multi_worker_strategy(timeout=distributed.worker_timeout_from_environment())
+
+
+def _fit_resumably(model, train, held_out, out, epochs, quiet):
+    """``model.fit`` that resumes from ``out/backup`` (BackupAndRestore) with its history and
+    training time whole across the restart (:class:`tfvae.distributed.ResumableHistory`).
+    Returns ``(history, seconds)``."""
+    import keras
+
+    from tfvae import distributed
+
+    record = distributed.ResumableHistory(out / "backup" / "history.json", dataset=train)
+    # the record before the backup: it is never behind the weights it describes
+    callbacks = [record, keras.callbacks.BackupAndRestore(str(out / "backup")),
+                 keras.callbacks.TensorBoard(str(out / "logs"))]
+    model.fit(train, validation_data=held_out, epochs=epochs, callbacks=callbacks, shuffle=False,
+              verbose=0 if quiet else (1 if sys.stdout.isatty() else 2))
+    return record.history, record.seconds
+
+
+def _train_on_workers(model, strategy, train, held_out, out, epochs, quiet):
+    """Multi-worker training; on the chief ``(model, history, seconds)`` with the model reloaded
+    from ``out/model.keras`` outside the strategy (Keras' evaluate cannot run under
+    MultiWorkerMirroredStrategy, and the other workers are gone), elsewhere None."""
+    import shutil
+
+    import keras
+
+    from tfvae import distributed
+
+    import tensorflow as tf
+
+    chief = distributed.is_chief(strategy)
+    try:
+        result = distributed.train(model, train, epochs, strategy=strategy, checkpoint_dir=out / "backup",
+                                   validation_data=held_out, verbose=0 if quiet else 1,
+                                   callbacks=[keras.callbacks.TensorBoard(str(out / "logs"))] if chief else [])
+    except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError) as error:
+        # a peer died: the coordination service aborts this worker's collective operations
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        print(f"tfvae: error: a worker of the cluster stopped ({first}); start the same command on every "
+              f"worker again to resume from {out / 'backup'}", file=sys.stderr)
+        raise SystemExit(1) from None
+    # Every worker saves: saving reads the metrics' sync-on-read variables, which all-reduces.
+    if not chief:
+        scratch = tempfile.mkdtemp(prefix="tfvae-worker-model-")
+        try:
+            model.save(pathlib.Path(scratch) / "model.keras")
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        distributed.barrier(strategy)  # wait for the chief's evaluation (see tfvae.distributed.barrier)
+        return None
+    save_model_atomically(model, out / "model.keras")
+    _atomic_write_text(out / "history.json", json.dumps(result.history, indent=2))
+    shutil.rmtree(out / "backup", ignore_errors=True)  # the run is whole: nothing to resume
+    import tfvae.models  # noqa: F401  (registers the model classes for loading)
+
+    return keras.models.load_model(out / "model.keras"), result.history, result.seconds
 
 
 def _evaluation_options(args):
@@ -399,7 +497,7 @@ def cmd_evaluate(args):
     model, settings = _load_run(args.run_dir)
     source = DataSource(settings, args.data_dir, split=args.split, with_train=False)
     metrics = evaluation.evaluate_model(model, source.held_out, dataset=source.dataset_name, data_dir=args.data_dir,
-                                        **_evaluation_options(args))
+                                        verbose=0 if args.quiet else "auto", **_evaluation_options(args))
     previous = args.run_dir / "metrics.json"
     if previous.exists():
         metrics = dict(json.loads(previous.read_text()), **metrics)
