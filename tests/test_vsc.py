@@ -249,3 +249,231 @@ def test_command_line_trains_vsc_and_reports_probe_and_sparsity(tmp_path, capsys
     assert "alpha" in capsys.readouterr().err
     assert cli.main(["train", "--model", "vae", "--alpha", "0.1", "--out", str(tmp_path / "y")]) == 2
     assert "--alpha applies to vsc" in capsys.readouterr().err
+
+
+# ------------------------------------------------- learned slab probabilities (learn_alpha)
+
+def _learned(latent_dim=6, alphas=None, **kwargs):
+    """A VSC with learned α_j, optionally set to ``alphas`` (distinct per dimension)."""
+    kwargs.setdefault("alpha", 0.3)
+    model = _small(latent_dim=latent_dim, learn_alpha=True, **kwargs)
+    if alphas is not None:
+        model.alpha_logits.assign(np.log(alphas / (1 - alphas)).astype("float32"))
+    return model
+
+
+_ALPHAS = np.array([0.02, 0.1, 0.3, 0.5, 0.8, 0.97])
+
+
+def test_default_vsc_has_one_fixed_alpha_and_no_extra_weight():
+    model = _small(alpha=0.05)
+    assert model.learn_alpha is False and not hasattr(model, "alpha_logits")
+    assert all("alpha" not in v.name for v in model.weights)
+    np.testing.assert_allclose(model.slab_prior_probabilities(), np.full(6, 0.05))
+    assert float(model.alpha_log_hyperprior()) == 0.0
+
+
+def test_learned_alpha_starts_at_alpha_and_the_kl_is_the_closed_form_with_alpha_j(digits):
+    images, _ = digits
+    keras.utils.set_random_seed(6)
+    assert np.allclose(_learned(alpha=0.3).slab_prior_probabilities(), 0.3)
+    model = _learned(alphas=_ALPHAS)
+    x = images[:16]
+    np.testing.assert_allclose(model.slab_prior_probabilities(), _ALPHAS, rtol=1e-5)
+    np.testing.assert_allclose(model.prior.distribution.probs_parameter(), _ALPHAS, rtol=1e-5)
+    mu, log_var, gamma = _encoder_outputs(model, x)
+    # numpy broadcasts α_j over the batch: each dimension is priced at its own α_j
+    got = model.kl_per_dimension(model.posterior(x)).numpy()
+    np.testing.assert_allclose(got, _paper_kl(mu, log_var, gamma, _ALPHAS), rtol=1e-4, atol=1e-5)
+    # the prior's log_prob (used by log_weights, IWAE, export) reads the same α_j: closed-form
+    # ELBO = mean log-weight, by Monte Carlo
+    n = 20_000
+    q = model.posterior(x[:4])
+    reconstruction = model.likelihood(q.sample(n, seed=(5, 6))).log_prob(x[:4]).numpy()
+    analytic = reconstruction.mean(0) - got[:4].sum(-1)
+    log_weights = model.log_weights(x[:4], num_samples=n).numpy()
+    stderr = np.hypot(log_weights.std(0), reconstruction.std(0)) / np.sqrt(n)
+    assert np.all(np.abs(analytic - log_weights.mean(0)) < 5 * stderr)
+
+
+def test_learned_alpha_elbo_is_a_lower_bound_on_the_importance_sampled_log_likelihood(digits):
+    """With α fixed at its learned value, the ELBO bounds log p(x | α) from below: the IWAE
+    estimate with K = 2000 (itself ≤ log p(x|α) in expectation, and ≥ the ELBO in expectation)
+    lies above the ELBO for every example, by more than the Monte Carlo error."""
+    images, _ = digits
+    keras.utils.set_random_seed(7)
+    model = _learned(alphas=_ALPHAS)
+    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.fit(_dataset(images[:512]), epochs=2, verbose=0)  # learned, not the start values
+    assert not np.allclose(model.slab_prior_probabilities(), _ALPHAS, atol=1e-3)
+    x = images[600:606]
+    w = model.log_weights(x, num_samples=2000, seed=tf.constant([1, 2])).numpy().astype(np.float64)
+    elbo = w.mean(0)
+    iwae = np.log(np.mean(np.exp(w - w.max(0)), 0)) + w.max(0)
+    assert np.all(iwae > elbo + 3 * w.std(0) / np.sqrt(len(w))), (iwae, elbo)
+
+
+def test_gradients_reach_alpha_j_and_vanish_at_the_empirical_bayes_optimum(digits):
+    """d(mean loss)/d logit_j = α_j − mean_i γ_ij − (1/N)[(a − 1)(1 − α_j) − (b − 1) α_j] (the
+    selection KL and the Beta hyperprior; the reconstruction does not depend on α)."""
+    images, _ = digits
+    keras.utils.set_random_seed(8)
+    a, b, n = 2.0, 50.0, 1000
+    model = _learned(alphas=_ALPHAS, alpha_prior_a=a, alpha_prior_b=b, dataset_size=n)
+    x = images[:64]
+    gamma = _encoder_outputs(model, x)[2]
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model.compute_objective(x, training=True).loss)
+    gradient = tape.gradient(loss, model.alpha_logits)
+    assert gradient is not None
+    expected = _ALPHAS - gamma.mean(0) - ((a - 1) * (1 - _ALPHAS) - (b - 1) * _ALPHAS) / n
+    np.testing.assert_allclose(gradient.numpy(), expected, rtol=1e-3, atol=1e-5)
+    # at α_j = (Σ_i γ_ij + a − 1) / (B + a + b − 2) for this batch of B (N = B) the gradient is 0
+    model = _learned(alpha_prior_a=a, alpha_prior_b=b, dataset_size=len(x))
+    gamma = _encoder_outputs(model, x)[2]
+    optimum = (gamma.sum(0) + a - 1) / (len(x) + a + b - 2)
+    model.alpha_logits.assign(np.log(optimum / (1 - optimum)).astype("float32"))
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(model.compute_objective(x).loss)
+    np.testing.assert_allclose(tape.gradient(loss, model.alpha_logits), 0.0, atol=1e-5)
+    # and the optimizer moves α toward it
+    model.alpha_logits.assign(np.full(6, -3.0, "float32"))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    before = np.abs(model.slab_prior_probabilities().numpy() - optimum)
+    model.fit(x, batch_size=len(x), epochs=20, verbose=0)
+    gamma = _encoder_outputs(model, x)[2]
+    optimum = (gamma.sum(0) + a - 1) / (len(x) + a + b - 2)
+    assert np.all(np.abs(model.slab_prior_probabilities().numpy() - optimum) < before)
+
+
+def test_the_hyperprior_term_is_beta_log_density_over_n(digits):
+    from scipy import stats
+
+    images, _ = digits
+    a, b, n = 1.5, 40.0, 500
+    model = _learned(alphas=_ALPHAS, alpha_prior_a=a, alpha_prior_b=b, dataset_size=n)
+    expected = stats.beta(a, b).logpdf(_ALPHAS).sum()
+    np.testing.assert_allclose(float(model.alpha_log_hyperprior()), expected, rtol=1e-4)
+    result = model.compute_objective(images[:8])
+    np.testing.assert_allclose(result.loss, -result.metrics["elbo"] - expected / n, rtol=1e-5, atol=1e-4)
+    # the flat Beta(1, 1) adds nothing: the loss is −ELBO and N is not needed
+    flat = _learned(alphas=_ALPHAS)
+    assert float(flat.alpha_log_hyperprior()) == 0.0
+    result = flat.compute_objective(images[:8])
+    np.testing.assert_allclose(result.loss, -result.metrics["elbo"], rtol=1e-6)
+
+
+def test_learned_alpha_survives_save_and_load_and_export(digits, tmp_path):
+    from tfvae import evaluation, export
+
+    images, _ = digits
+    keras.utils.set_random_seed(9)
+    model = _learned(alpha=0.4, alpha_prior_b=30.0, dataset_size=1797)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.fit(_dataset(images[:256]), epochs=2, verbose=0)
+    alphas = model.slab_prior_probabilities().numpy()
+    assert not np.allclose(alphas, 0.4, atol=1e-3)
+    model.save(tmp_path / "vsc.keras")
+    loaded = keras.models.load_model(tmp_path / "vsc.keras")
+    config = loaded.get_config()
+    assert config["learn_alpha"] is True and config["alpha_prior_b"] == 30.0
+    assert config["alpha_prior_a"] == 1.0 and config["dataset_size"] == 1797
+    np.testing.assert_allclose(loaded.slab_prior_probabilities(), alphas, rtol=1e-6)
+    x = images[:32]
+    np.testing.assert_allclose(loaded.kl_per_dimension(loaded.posterior(x)),
+                               model.kl_per_dimension(model.posterior(x)), rtol=1e-5)
+    loaded.fit(_dataset(images[:64]), epochs=1, verbose=0)  # still trains α
+    assert not np.allclose(loaded.slab_prior_probabilities(), alphas)
+
+    served = tf.saved_model.load(export.export_saved_model(model, tmp_path / "serving", name="vsc"))
+    # prior draws use the learned α_j: the sample signature equals model.sample with the same seed
+    np.testing.assert_allclose(served.signatures["sample"](count=tf.constant(16), seed=tf.constant(3))["images"],
+                               model.sample(16, seed=3), rtol=1e-5, atol=1e-6)
+    served_ll = served.signatures["log_likelihood"](images=tf.constant(x[:4]), num_samples=tf.constant(100),
+                                                    seed=tf.constant(5))["log_likelihood"].numpy()
+    per_example = evaluation.log_likelihood(model, x[:4], num_samples=100, seed=5, return_per_example=True,
+                                            verbose=0)[-1]
+    np.testing.assert_allclose(served_ll, per_example, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    (dict(learn_alpha="yes"), "learn_alpha"),
+    (dict(learn_alpha=True, alpha_prior_a=0.5, dataset_size=10), "alpha_prior_a"),
+    (dict(learn_alpha=True, alpha_prior_b=float("nan"), dataset_size=10), "alpha_prior_b"),
+    (dict(alpha_prior_b=10.0), "set learn_alpha=True"),
+    (dict(learn_alpha=True, alpha_prior_b=10.0), "needs dataset_size"),
+    (dict(learn_alpha=True, alpha_prior_b=10.0, dataset_size=0), "dataset_size"),
+])
+def test_bad_learned_alpha_options_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        _small(**kwargs)
+
+
+def test_command_line_trains_vsc_with_learned_alpha(tmp_path):
+    import json
+
+    from tfvae import cli
+
+    out = tmp_path / "run"
+    status = cli.main(["train", "--model", "vsc", "--dataset", "digits", "--learn-alpha", "--alpha", "0.4",
+                       "--alpha-prior-b", "20", "--latent-dim", "4", "--epochs", "1", "--limit", "256",
+                       "--log-likelihood-samples", "0", "--quiet", "--out", str(out)])
+    assert status == 0
+    config = json.loads((out / "config.json").read_text())["model_config"]
+    assert config["learn_alpha"] is True and config["alpha_prior_b"] == 20.0
+    assert config["dataset_size"] == 256  # the training set's size, passed by the command line
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert np.isfinite(metrics["test_elbo"]) and "probe_accuracy" in metrics
+
+
+# ------------------------------------------------------------- benchmarks/vsc_study.py
+
+def _vsc_study():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "vsc_study.py"
+    spec = importlib.util.spec_from_file_location("vsc_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reproduction_classifiers_gradients_match_autodiff():
+    study = _vsc_study()
+    rng = np.random.default_rng(0)
+    x, weights, bias = rng.normal(size=(16, 5)), rng.normal(size=(5, 10)), rng.normal(size=10)
+    bias[0] = -100.0  # class 0's logit is dead (ReLU'd to 0) for every example
+    onehot = np.eye(10)[rng.integers(0, 10, 16)]
+    grad_w, grad_b, loss = study.classifier_gradients(x, onehot, weights, bias)
+    w, b = tf.Variable(weights), tf.Variable(bias)
+    with tf.GradientTape() as tape:
+        logits = tf.nn.relu(tf.constant(x) @ w + b)
+        expected = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(onehot, logits))
+    expected_w, expected_b = tape.gradient(expected, [w, b])
+    np.testing.assert_allclose(loss, expected.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(grad_w, expected_w.numpy(), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(grad_b, expected_b.numpy(), rtol=1e-8, atol=1e-12)
+    assert np.all(grad_w[:, 0] == 0) and grad_b[0] == 0 and np.all(grad_w[:, 1:] != 0)
+
+
+def test_the_vsc_study_quick_mode_runs_every_part(data_dir, tmp_path):
+    import json
+
+    study = _vsc_study()
+    assert study.main(["--quick", "--out", str(tmp_path)]) == 0
+    saved = json.loads((tmp_path / "results.json").read_text())
+    results = saved["results"]
+    assert set(results) == {"mnist/vae/8", "mnist/vsc-0.01/8", "mnist/vsc-learned/8"}
+    for result in results.values():
+        assert 0 <= result["repro_classifier_on_mu"] <= 1 and 0 <= result["probe_accuracy"] <= 1
+        assert np.isfinite(result["test_elbo"]) and len(result["load_average"]) == 3
+    assert set(results["mnist/vae/8"]["probe_truncated"]) == {"1", "2", "3", "4", "5", "6", "8"}
+    assert len(results["mnist/vsc-learned/8"]["alpha_j_quantiles"]) == 5
+    text = (tmp_path / "tables.md").read_text()
+    for title in ("Reproduction protocol", "Accuracy against active dimensions", "Test ELBO against latent size"):
+        assert title in text
+    assert all((tmp_path / name).stat().st_size > 0
+               for name in ("frontier.png", "elbo_vs_latent.png", "reproduction.png"))
+    # resuming runs nothing new
+    assert study.main(["--quick", "--out", str(tmp_path), "--report-only"]) == 0

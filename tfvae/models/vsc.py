@@ -1,6 +1,7 @@
 """Variational Sparse Coding, VSC (Tonolini, Jensen and Murray-Smith)."""
 
 import functools
+import math
 
 import keras
 import tensorflow as tf
@@ -43,15 +44,45 @@ class VSC(VariationalModel):
     Schedules follow ``optimizer.iterations``, so they resume after loading a saved model; a model
     without an optimizer (not compiled) uses their final values.
 
+    **Learned slab probabilities** (``learn_alpha=True``, an extension, off by default). Each
+    latent dimension gets its own prior slab probability α_j, a trainable parameter (stored as
+    its logit, started at ``alpha``), with a Beta(a, b) hyperprior. Training maximises, over the
+    networks and α,
+
+        Σ_i ELBO_i(α) + Σ_j log Beta(α_j; a, b),
+
+    i.e. per example ELBO_i(α) + (1/N) Σ_j log Beta(α_j; a, b) with N = ``dataset_size``: the
+    hyperprior is one term for the whole data set, not one per example. α is a point estimate
+    (MAP, or type-II maximum likelihood / empirical Bayes for the flat a = b = 1), so:
+
+    * ELBO_i(α) ≤ log p(x_i | α) still holds for every α, and the reported ``elbo`` (which leaves
+      the hyperprior out) is a lower bound on log p(x | α̂) of the model with the learned prior
+      α̂; the training objective is a lower bound on log p(X | α) + log p(α) = log p(X, α);
+    * it is **not** a lower bound on the marginal log p(X) = log ∫ p(X | α) p(α) dα (that
+      would need q(α) and its entropy; a point mass has none).
+
+    Given the encoder, the optimal α_j is (Σ_i γ_ij + a − 1) / (N + a + b − 2), the mean usage of
+    dimension j shrunk by the hyperprior's pseudo-counts (with a = b = 1, α_j = E_x[γ_j]). Each
+    active entry then costs log(γ/α_j) instead of log(γ/α): a dimension that many examples use
+    is cheap to switch on, and the gate's total price over the data becomes the entropy of its
+    usage rather than ~log(1/α) per active entry. b > 1 pulls α_j (and so usage) down.
+
     Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       alpha: prior slab probability α in (0, 1) (0.01 for the paper's classification study,
-        0.2 / 0.5 for its ELBO study).
+        0.2 / 0.5 for its ELBO study); with ``learn_alpha`` the starting value of every α_j.
+      learn_alpha: learn one α_j per latent dimension (above).
+      alpha_prior_a, alpha_prior_b: the Beta(a, b) hyperprior of each learned α_j, a, b ≥ 1 (so
+        that its log-density is bounded and the MAP exists); 1, 1 (flat) by default. Only with
+        ``learn_alpha``.
+      dataset_size: N, the number of training examples, which weighs the hyperprior (1/N per
+        example); needed when the hyperprior is not flat. ``tfvae train`` passes the training
+        set's size.
       sharpness_start, sharpness_end: the relaxation's sharpness c (1 / temperature), > 0.
       sharpness_steps: optimizer steps over which c goes from start to end.
       warmup_start, warmup_end: spike warm-up steps (0 ≤ start ≤ end; end = 0 turns it off).
       threshold: γ below which :meth:`encode` returns an exact zero, in (0, 1].
 
-    Metrics: ``loss``, ``elbo``, ``reconstruction``, ``kl``, ``nonzero`` (the fraction of
+    Metrics: ``loss`` (−ELBO, minus the hyperprior term with ``learn_alpha``), ``elbo``, ``reconstruction``, ``kl``, ``nonzero`` (the fraction of
     entries of :meth:`encode`'s codes that are not zero) and ``sharpness`` (the current c).
 
     Example:
@@ -61,6 +92,9 @@ class VSC(VariationalModel):
       >>> history = model.fit(tfvae.data.load("mnist", "train", batch_size=32, shuffle=True,
       ...                                     seed=0), epochs=11)
       >>> codes = model.encode(images)     # mostly exact zeros
+      >>> sparse = VSC(image_shape=(28, 28, 1), latent_dim=200, alpha=0.5, learn_alpha=True,
+      ...              alpha_prior_a=1.0, alpha_prior_b=1000.0, dataset_size=60_000)
+      >>> sparse.slab_prior_probabilities()   # α_j, [latent]
     """
 
     metric_names = VariationalModel.metric_names + ("nonzero", "sharpness")
@@ -79,6 +113,17 @@ class VSC(VariationalModel):
                              "spike warm-up: step where the slab is fully open (0: off)"),
         "threshold": Option(0.5, number(minimum=0.0, maximum=1.0, exclusive_minimum=True),
                             "gamma below which encode() gives an exact zero, in (0, 1]"),
+        "learn_alpha": Option(False, validation.flag,
+                              "learn a prior slab probability alpha_j per latent dimension (MAP under "
+                              "a Beta(a, b) hyperprior); --alpha is its start"),
+        "alpha_prior_a": Option(1.0, number(minimum=1.0),
+                                "learned alpha_j: Beta hyperprior a >= 1 (pseudo-count of 'on')"),
+        "alpha_prior_b": Option(1.0, number(minimum=1.0),
+                                "learned alpha_j: Beta hyperprior b >= 1 (pseudo-count of 'off')"),
+        # no flag: `tfvae train` sets it to the training set's size
+        "dataset_size": Option(None, validation.optional(functools.partial(validation.integer, minimum=1)),
+                               "N, the number of training examples (weighs the alpha hyperprior)",
+                               flag=None),
     }
 
     def check_options(self):
@@ -86,6 +131,15 @@ class VSC(VariationalModel):
         if self.warmup_end and self.warmup_start > self.warmup_end:
             raise ValueError(f"warmup_start must not exceed warmup_end, got {self.warmup_start!r} > "
                              f"{self.warmup_end!r}")
+        flat = self.alpha_prior_a == 1.0 and self.alpha_prior_b == 1.0
+        if not self.learn_alpha and not flat:
+            raise ValueError(f"alpha_prior_a={self.alpha_prior_a!r}, alpha_prior_b={self.alpha_prior_b!r}: "
+                             "the hyperprior applies to learned slab probabilities; set learn_alpha=True "
+                             "or leave both at 1")
+        if self.learn_alpha and not flat and self.dataset_size is None:
+            raise ValueError("learn_alpha with a Beta hyperprior other than Beta(1, 1) needs dataset_size "
+                             "(N, the number of training examples): the hyperprior enters each example's "
+                             "objective divided by N")
 
     # --------------------------------------------------------------------- schedules
 
@@ -131,10 +185,40 @@ class VSC(VariationalModel):
         return self.posterior_from_params(self.encode_params(images, training=training), relaxed=training)
 
     def make_prior(self):
-        """p(z): independent spike and slab, slab N(0, 1) with probability α."""
+        """p(z): independent spike and slab, slab N(0, 1) with probability α (α_j with
+        ``learn_alpha``: the prior then reads the trainable logits on every use)."""
         zeros = tf.zeros([self.latent_dim], tf.float32)
-        return tfd.Independent(SpikeAndSlab(zeros, 1.0, probs=self.alpha),
+        if not self.learn_alpha:
+            return tfd.Independent(SpikeAndSlab(zeros, 1.0, probs=self.alpha),
+                                   reinterpreted_batch_ndims=1)
+        # Called from VariationalModel.__init__, once keras.Model is initialised, so the weight
+        # is tracked (saved, exported, trained). The logits keep α_j in (0, 1) without clipping.
+        self.alpha_logits = self.add_weight(
+            shape=(self.latent_dim,), name="alpha_logits",
+            initializer=keras.initializers.Constant(math.log(self.alpha / (1.0 - self.alpha))))
+        # the tf.Variable itself (not a snapshot): tfd keeps a reference and reads it each time
+        return tfd.Independent(SpikeAndSlab(zeros, 1.0, logits=self.alpha_logits.value),
                                reinterpreted_batch_ndims=1)
+
+    def slab_prior_probabilities(self):
+        """α_j, the prior slab probability of each latent dimension, ``[latent]`` (all equal to
+        ``alpha`` unless ``learn_alpha``)."""
+        if self.learn_alpha:
+            return tf.sigmoid(tf.convert_to_tensor(self.alpha_logits))
+        return tf.fill([self.latent_dim], tf.constant(self.alpha, tf.float32))
+
+    def alpha_log_hyperprior(self):
+        """Σ_j log Beta(α_j; a, b), the hyperprior of the learned α (0 without ``learn_alpha``;
+        0 for the flat Beta(1, 1))."""
+        if not self.learn_alpha or (self.alpha_prior_a == 1.0 and self.alpha_prior_b == 1.0):
+            return tf.constant(0.0)
+        logits = tf.convert_to_tensor(self.alpha_logits)
+        # log Beta(α; a, b) from the logits: log α = −softplus(−l), log(1 − α) = −softplus(l),
+        # exact for α near 0 or 1, where the sigmoid would round to 0 or 1.
+        log_density = (-(self.alpha_prior_a - 1.0) * tf.math.softplus(-logits)
+                       - (self.alpha_prior_b - 1.0) * tf.math.softplus(logits)
+                       - tf.math.lbeta(tf.constant([self.alpha_prior_a, self.alpha_prior_b])))
+        return tf.reduce_sum(log_density)
 
     # ------------------------------------------------------------------------ objective
 
@@ -147,7 +231,11 @@ class VSC(VariationalModel):
         metrics = dict(elbo=elbo, reconstruction=reconstruction, kl=kl,
                        nonzero=tf.reduce_mean(active, axis=-1),
                        sharpness=tf.fill(tf.shape(kl), self.sharpness()))
-        return ObjectiveValue(loss=-elbo, metrics=metrics)
+        loss = -elbo
+        if self.learn_alpha and not (self.alpha_prior_a == 1.0 and self.alpha_prior_b == 1.0):
+            # the data set's one hyperprior term, shared out over its N examples
+            loss = loss - self.alpha_log_hyperprior() / float(self.dataset_size)
+        return ObjectiveValue(loss=loss, metrics=metrics)
 
     # ------------------------------------------------------------------------- user API
 
