@@ -82,8 +82,9 @@ class VSC(VariationalModel):
       warmup_start, warmup_end: spike warm-up steps (0 ≤ start ≤ end; end = 0 turns it off).
       threshold: γ below which :meth:`encode` returns an exact zero, in (0, 1].
 
-    Metrics: ``loss`` (−ELBO, minus the hyperprior term with ``learn_alpha``), ``elbo``, ``reconstruction``, ``kl``, ``nonzero`` (the fraction of
-    entries of :meth:`encode`'s codes that are not zero) and ``sharpness`` (the current c).
+    Metrics: ``loss`` (−ELBO, minus the hyperprior term / N with ``learn_alpha``), ``elbo``,
+    ``reconstruction``, ``kl``, ``nonzero`` (the fraction of entries of :meth:`encode`'s codes that
+    are not zero) and ``sharpness`` (the current c).
 
     Example:
       >>> model = VSC(image_shape=(28, 28, 1), latent_dim=200, alpha=0.01,
