@@ -109,3 +109,45 @@ def tiny_model():
         return cls(image_shape=(8, 8, 1), latent_dim=latent_dim, encoder=encoder, decoder=decoder, **options)
 
     return build
+
+
+# ------------------------------------------- exported tiny models (tests/test_export*.py)
+
+EXPORT_IMAGE_SHAPE, EXPORT_LATENT = (8, 8, 1), 3
+
+
+@pytest.fixture(scope="session")
+def images():
+    """Six digits as [6, 8, 8, 1] float32 images in [0, 1]."""
+    from sklearn.datasets import load_digits
+
+    return (load_digits().images[:6] / 16.0).astype("float32")[..., None]
+
+
+def tiny_export_models():
+    """VAE, conv β-VAE with a learned Gaussian scale, VSC and IWAE on 8x8 images, 3 latents."""
+    import keras
+
+    from tfvae.models import IWAE, VAE, VSC, BetaVAE
+
+    keras.utils.set_random_seed(0)
+    mlp = {"hidden_units": (16,)}
+    shape, latent = EXPORT_IMAGE_SHAPE, EXPORT_LATENT
+    return {
+        "vae": VAE(shape, latent, network_options=mlp),
+        "beta-vae": BetaVAE(shape, latent, beta=4.0, architecture="conv", likelihood="gaussian-learned",
+                            network_options={"filters": (4,), "dense_units": 8}),
+        "vsc": VSC(shape, latent, alpha=0.5, network_options=mlp),
+        "iwae": IWAE(shape, latent, num_samples=3, network_options=mlp),
+    }
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory):
+    """The tiny models, exported once for the session: ``(models, paths)``."""
+    from tfvae import export
+
+    root = tmp_path_factory.mktemp("serving")
+    models = tiny_export_models()
+    paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
+    return models, paths
