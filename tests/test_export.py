@@ -26,7 +26,6 @@ from conftest import tiny_export_models
 
 from tfvae import cli, export
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 IMAGE_SHAPE = (8, 8, 1)
 LATENT = 3
 
