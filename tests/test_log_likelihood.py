@@ -124,13 +124,13 @@ def test_exact_posterior_gives_log_px_for_any_k_chunking_and_batching(monkeypatc
     x = images[:7]
     log_px, elbo_closed, _ = _closed_forms(x, params)
     np.testing.assert_allclose(elbo_closed, log_px, rtol=1e-9)  # the closed forms agree too
-    for k, chunk, batch in ((1, 50, 7), (37, 50, 3), (137, 100, 2)):
+    for k, chunk, batch in ((1, G, 7), (37, G, 3), (2 * G + 37, G, 2), (2 * G + 37, 3 * G, 7)):
         per_example = _per_example(model, x, num_samples=k, chunk_size=chunk, batch_size=batch)
         np.testing.assert_allclose(per_example, log_px, atol=2e-3)
-    monkeypatch.setattr(export, "SAMPLES_PER_CHUNK", 50)         # K = 137: chunks of 50, 50, 37
-    monkeypatch.setattr(export, "CODES_PER_CHUNK", 120)          # two images at a time
+    monkeypatch.setattr(export, "SAMPLES_PER_CHUNK", G)          # K = 2G + 37: chunks G, G, 37
+    monkeypatch.setattr(export, "CODES_PER_CHUNK", 2 * G)        # two images at a time
     estimate = _served(model)
-    for k in (1, 137):
+    for k in (1, 2 * G + 37):
         elbo, served = estimate(x, k, seed=3)
         np.testing.assert_allclose(elbo, log_px, atol=2e-3)
         np.testing.assert_allclose(served, log_px, atol=2e-3)
@@ -180,7 +180,7 @@ def test_5000_samples_match_the_closed_form_within_monte_carlo_error(images):
 def test_estimator_equals_a_hand_computation_from_the_documented_seed_scheme(images):
     """The draws rebuilt from the module docstring's scheme (stateless seed [s >> 32, s mod 2³²],
     fold_in of the example index's two words, then of the block index; blocks of
-    SAMPLES_PER_SEED draws, the last one cut short), the log-weights from the Gaussian densities
+    SAMPLES_PER_SEED draws, the last one min(G, K − b·G)), the log-weights from the Gaussian densities
     in float64 and the log-mean-exp in numpy."""
     model, params = _linear_gaussian(exact=False)
     x, k, seed = images[:4], 2 * G + 17, 2 ** 33 + 9
@@ -192,13 +192,13 @@ def test_estimator_equals_a_hand_computation_from_the_documented_seed_scheme(ima
         q = model.posterior_from_params(model.encode_params(x[n:n + 1]))
         for block, first in enumerate(range(0, k, G)):
             count = min(G, k - first)
-            codes[first:first + count, n] = q.sample(G, seed=fold_in(example, block))[:count, 0].numpy()
+            codes[first:first + count, n] = q.sample(count, seed=fold_in(example, block))[:, 0].numpy()
     w = _hand_log_weights(x, codes, params)
     elbo, estimate = estimators.log_weight_statistics(model, x, k, seed, chunk_size=2 * G, batch_size=3)
     np.testing.assert_allclose(estimate, special.logsumexp(w, axis=0) - math.log(k), rtol=1e-6, atol=1e-4)
     np.testing.assert_allclose(elbo, w.mean(axis=0), rtol=1e-6, atol=1e-4)
     # the draws differ between examples and blocks (no seed reused)
-    assert len(np.unique(codes[:, :, 0].round(6))) == codes[:, :, 0].size
+    assert len(np.unique(codes.reshape(-1, LATENT), axis=0)) == k * len(x)
 
 
 # ------------------------------------------------------- one estimator, one seed scheme
@@ -207,14 +207,15 @@ def test_served_log_likelihood_equals_evaluation_per_image(images):
     model = _tiny_vae()
     x = (images[:9] > 0.5).astype("float32")
     served = tf.function(export.serving_functions(model)["log_likelihood"].function)
-    from_server = served(tf.constant(x), tf.constant(120), tf.constant(7))["log_likelihood"].numpy()
-    evaluated = _per_example(model, x, num_samples=120, seed=7, batch_size=4, chunk_size=100)
+    k = G + 20                                              # two blocks: two seeds per image
+    from_server = served(tf.constant(x), tf.constant(k), tf.constant(7))["log_likelihood"].numpy()
+    evaluated = _per_example(model, x, num_samples=k, seed=7, batch_size=4, chunk_size=G)
     np.testing.assert_allclose(from_server, evaluated, rtol=1e-6, atol=1e-5)
     # XLA-compiled log-weights: the same draws, so the same values up to float rounding
-    compiled = _per_example(model, x, num_samples=120, seed=7, batch_size=9, jit_compile=True)
+    compiled = _per_example(model, x, num_samples=k, seed=7, batch_size=9, jit_compile=True)
     np.testing.assert_allclose(compiled, evaluated, rtol=1e-5, atol=1e-4)
     # another seed, another estimate; the estimate is not the same for every image
-    assert np.abs(_per_example(model, x, num_samples=120, seed=8) - evaluated).max() > 1e-4
+    assert np.abs(_per_example(model, x, num_samples=k, seed=8) - evaluated).max() > 1e-4
     assert np.ptp(evaluated) > 1.0
 
 
@@ -238,7 +239,7 @@ def test_seeds_and_example_indices_past_2_31(images):
                for seed in (0, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 40, -1, -2 ** 63, 2 ** 63 - 1)}
     values = np.array(list(by_seed.values()))
     assert np.all(np.isfinite(values))
-    assert len(np.unique(values[:, 0])) == len(by_seed)          # every seed its own draws
+    assert len(np.unique(values, axis=0)) == len(by_seed)        # every seed its own draws
     for bad in (2 ** 63, -2 ** 63 - 1, 1.5, True, "1"):
         with pytest.raises(ValueError, match=r"seed must be an integer in \[-2\*\*63, 2\*\*63\)"):
             log_likelihood(model, x, seed=bad)
@@ -252,7 +253,7 @@ def test_seeds_and_example_indices_past_2_31(images):
     statistics = tf.function(lambda first: estimators.log_weight_statistics(model, x, G, 0, first)[1])
     firsts = (0, 2148 * 100, 2 ** 31 - 1, 2 ** 31, 2 ** 32, 2 ** 62)
     estimates = np.array([statistics(tf.constant(first, tf.int64)).numpy() for first in firsts])
-    assert np.all(np.isfinite(estimates)) and len(np.unique(estimates[:, 0])) == len(firsts)
+    assert np.all(np.isfinite(estimates)) and len(np.unique(estimates, axis=0)) == len(firsts)
     seeds = estimators.example_seeds(tf.constant([0, 3]), tf.constant([5, 5 + 2 ** 31, 5 + 2 ** 32, 5 + 2 ** 63 - 6],
                                                                       tf.int64)).numpy()
     assert len({tuple(s) for s in seeds}) == 4

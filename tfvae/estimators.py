@@ -21,8 +21,8 @@ whatever batches each was given:
 * example n gets ``fold_in(fold_in(seed, n >> 32), n mod 2³²)`` (``tf.random.fold_in``), so the
   index never overflows an int32, whatever the size of the data;
 * its draws come in blocks of G = :data:`SAMPLES_PER_SEED`: block b holds draws
-  ``b·G … min((b+1)·G, K) − 1``, the first ``min(G, K − b·G)`` of
-  ``q(z|x_n).sample(G, seed=fold_in(example seed, b))``.
+  ``b·G … min((b+1)·G, K) − 1``, drawn by one call
+  ``q(z|x_n).sample(min(G, K − b·G), seed=fold_in(example seed, b))``.
 
 Chunks are whole blocks (``chunk_size`` is a multiple of G), so they only decide how many
 blocks are decoded at once. The draws run as TensorFlow ops outside XLA even when the
@@ -38,11 +38,13 @@ import numbers
 
 import tensorflow as tf
 
-#: draws per stateless seed (see the module docstring); every chunk size is a multiple of it
-SAMPLES_PER_SEED = 50
+#: draws per stateless seed (see the module docstring); every chunk size is a multiple of it.
+#: Large enough that the per-seed work (one map iteration, one random-number op) is small beside
+#: the draws' decoding; small K costs nothing extra (a block draws at most K).
+SAMPLES_PER_SEED = 250
 
 #: draws decoded at once per example, unless told otherwise
-DEFAULT_CHUNK_SIZE = 500
+DEFAULT_CHUNK_SIZE = 250
 
 _INT64_RANGE = (-2 ** 63, 2 ** 63)
 
@@ -103,9 +105,9 @@ def example_seeds(seed, indices):
 def draw_codes(model, params, seeds, num_samples, first, chunk_size):
     """Draws ``first … min(first + chunk_size, K) − 1`` of each example, ``[count, N, latent]``.
 
-    Block b of example n is ``q(z|x_n).sample(G, seed=fold_in(seeds[n], b))`` (G =
-    :data:`SAMPLES_PER_SEED`), of which the first ``min(G, K − b·G)`` draws are used: one map
-    over the chunk's (example, block) pairs, whatever the chunk's size.
+    Block b of example n is ``q(z|x_n).sample(min(G, K − b·G), seed=fold_in(seeds[n], b))``
+    (G = :data:`SAMPLES_PER_SEED`): one map over the chunk's (example, block) pairs, whatever
+    the chunk's size.
 
     Args:
       model: has ``posterior_from_params`` and ``latent_dim``.
@@ -123,7 +125,11 @@ def draw_codes(model, params, seeds, num_samples, first, chunk_size):
     def one_block(args):
         example_params, seed, block = args
         q = model.posterior_from_params(example_params[None])        # batch shape [1]
-        return q.sample(SAMPLES_PER_SEED, seed=fold_in(seed, block))[:, 0]
+        size = tf.minimum(SAMPLES_PER_SEED, num_samples - block * SAMPLES_PER_SEED)
+        codes = q.sample(size, seed=fold_in(seed, block))[:, 0]
+        # only K's last block is short, and it ends its example's row: padding it to G rows
+        # keeps the map's outputs alike, and the padding is cut off below
+        return tf.pad(codes, [[0, SAMPLES_PER_SEED - size], [0, 0]])
 
     pairs = (tf.repeat(params, blocks, axis=0), tf.repeat(seeds, blocks, axis=0),
              tf.tile(first // SAMPLES_PER_SEED + tf.range(blocks), [size]))

@@ -1,5 +1,6 @@
 """Importance-sampled estimates of the test log-likelihood log p(x)."""
 
+import functools
 import math
 import weakref
 
@@ -15,13 +16,13 @@ DEFAULT_NUM_SAMPLES = 5000
 #: draws decoded at once per example (a multiple of ``tfvae.estimators.SAMPLES_PER_SEED``)
 DEFAULT_CHUNK_SIZE = estimators.DEFAULT_CHUNK_SIZE
 
-#: examples decoded at once
-DEFAULT_BATCH_SIZE = 100
+#: examples decoded at once (with DEFAULT_CHUNK_SIZE: 10,000 codes, 31 MB of 784-pixel logits)
+DEFAULT_BATCH_SIZE = 40
 
 
 def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFAULT_CHUNK_SIZE,
                    batch_size=DEFAULT_BATCH_SIZE, seed=0, return_per_example=False, verbose="auto",
-                   jit_compile=True):
+                   jit_compile=False):
     """The importance-sampled estimate of the mean test log-likelihood, in nats:
 
         log p̂(x) = log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x),
@@ -34,9 +35,9 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
     example n of a request, whatever ``chunk_size`` and ``batch_size``.
 
     Memory stays bounded whatever K and the data size: at most ``batch_size · chunk_size`` codes
-    are decoded at once (50,000 by default), each chunk folded into a running log Σ exp. For the
-    IWAE paper's MLP on the 10,000 MNIST test images with K = 5000 this takes a few minutes on
-    two CPU cores and well under 1.5 GB (benchmarks/loglik_memory.py; figures in
+    are decoded at once (10,000 by default), each chunk folded into a running log Σ exp. For the
+    IWAE paper's MLP on the 10,000 MNIST test images with K = 5000 this takes about five
+    minutes on two CPU cores and about 1 GB (benchmarks/loglik_memory.py; figures in
     benchmarks/RESULTS.md).
 
     Args:
@@ -45,7 +46,7 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
         ``x`` or ``(x, y)``.
       num_samples: K ≥ 1.
       chunk_size: draws per example decoded at once, a multiple of
-        ``tfvae.estimators.SAMPLES_PER_SEED`` (50).
+        ``tfvae.estimators.SAMPLES_PER_SEED`` (250).
       batch_size: examples decoded at once (arrays are cut into batches of this size; larger
         dataset batches are cut too).
       seed: integer seed in [−2⁶³, 2⁶³) of the stateless draws: the estimate is reproducible.
@@ -55,8 +56,9 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
         is unknown);
         ``"auto"``: 1 when stdout is a terminal, else 2 (as ``tfvae train``; see
         :mod:`tfvae.progress`).
-      jit_compile: XLA-compile the log-weights (about twice as fast on CPU); the draws stay
-        outside XLA, so the values do not depend on it beyond float rounding.
+      jit_compile: XLA-compile the log-weights (on CPU slower than TensorFlow's oneDNN matrix
+        products for MLP decoders, hence off; it may pay on accelerators); the draws stay outside
+        XLA, so the values do not depend on it beyond float rounding.
 
     Returns:
       ``(mean, standard_error)`` as floats (``standard_error`` = std over examples / √N, which
@@ -120,18 +122,20 @@ def _estimator(model, shape, jit_compile):
     cache = _ESTIMATORS.setdefault(model, {})
     key = (shape, jit_compile)
     if key not in cache:
-        model_ref = weakref.ref(model)
         scalar = tf.TensorSpec([], tf.int32)
-
-        @tf.function(input_signature=[tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec([], tf.int64),
-                                      scalar, tf.TensorSpec([2], tf.int32), scalar, scalar])
-        def estimate(images, first_index, num_samples, seed, chunk_size, batch_size):
-            return estimators.log_weight_statistics(model_ref(), images, num_samples, seed, first_index,
-                                                    chunk_size=chunk_size, batch_size=batch_size,
-                                                    jit_compile=jit_compile)[1]
-
-        cache[key] = estimate
+        cache[key] = tf.function(
+            functools.partial(_estimate, weakref.ref(model), jit_compile),
+            input_signature=[tf.TensorSpec((None,) + shape, tf.float32), tf.TensorSpec([], tf.int64),
+                             scalar, tf.TensorSpec([2], tf.int32), scalar, scalar])
     return cache[key]
+
+
+def _estimate(model_ref, jit_compile, images, first_index, num_samples, seed, chunk_size, batch_size):
+    # a module-level function (bound by functools.partial): autograph cannot convert closures
+    # over a weak reference and warns
+    return estimators.log_weight_statistics(model_ref(), images, num_samples, seed, first_index,
+                                            chunk_size=chunk_size, batch_size=batch_size,
+                                            jit_compile=jit_compile)[1]
 
 
 def _size_of(data):
