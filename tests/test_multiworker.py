@@ -220,7 +220,9 @@ def test_killed_worker_resumes_and_the_run_equals_one_process(tmp_path, llgae_re
     assert not (run / "backup").exists()  # the finished run keeps no checkpoints
     assert metrics["train_seconds"] > 0
     # the other worker wrote nothing where a user looks, and cleaned its temporary folders up
-    assert list(other_dir.iterdir()) == [] and list(scratch.iterdir()) == []
+    # (autograph leaves its generated modules in TMPDIR too)
+    assert list(other_dir.iterdir()) == []
+    assert [p.name for p in scratch.iterdir() if not p.name.startswith("__autograph_generated")] == []
 
 
 def test_a_worker_without_its_peer_gives_up_with_a_clear_error(tmp_path):
@@ -237,19 +239,19 @@ def test_a_worker_without_its_peer_gives_up_with_a_clear_error(tmp_path):
 # -------------------------------------------------------------------------- in-process
 
 def test_the_loop_trains_like_fit(mirrored_strategy, tmp_path):
-    """The loop (default strategy, then two replicas) against Keras' fit over three epochs of
+    """The loop (default strategy, then two replicas) against Keras' fit over two epochs of
     reshuffled data: same data order per epoch, same gradients, same epoch means."""
     keras.utils.set_random_seed(0)
     reference = _pinned_vae()
     initial = reference.get_weights()
     train, held_out = _digits(limit=128)
-    expected = reference.fit(train, validation_data=held_out, epochs=3, verbose=0).history
+    expected = reference.fit(train, validation_data=held_out, epochs=2, verbose=0).history
     for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", mirrored_strategy)):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = _pinned_vae(initial)
         train, held_out = _digits(limit=128)
-        result = distributed.train(model, train, 3, checkpoint_dir=tmp_path / name, validation_data=held_out,
+        result = distributed.train(model, train, 2, checkpoint_dir=tmp_path / name, validation_data=held_out,
                                    verbose=0)
         assert result.initial_epoch == 0 and result.seconds > 0
         for key in expected:

@@ -428,8 +428,10 @@ def _train_on_workers(model, strategy, train, held_out, out, epochs, quiet):
     except (tf.errors.UnavailableError, tf.errors.AbortedError, tf.errors.DeadlineExceededError,
             tf.errors.CancelledError) as error:
         # a peer died: the coordination service aborts this worker's collective operations
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        print(f"tfvae: error: a worker of the cluster stopped ({first}); start the same command on every "
+        lines = [line.strip() for line in str(error).splitlines()
+                 if line.strip() and not line.startswith(("Graph execution error", "Detected at node"))]
+        detail = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
+        print(f"tfvae: error: a worker of the cluster stopped ({detail}); start the same command on every "
               f"worker again to resume from {out / 'backup'}", file=sys.stderr)
         raise SystemExit(1) from None
     # Every worker saves: saving reads the metrics' sync-on-read variables, which all-reduces.
