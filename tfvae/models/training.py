@@ -79,6 +79,12 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     def __init__(self, **options):
         # the options first: subclasses' constructors and hooks read them
         keras_kwargs = self.set_options(options)
+        # Under a mixed-precision policy only the networks (built under the global policy)
+        # compute in float16/bfloat16; the model itself computes distributions and objectives,
+        # so it is float32: Keras then does not cast the inputs of model(x) to the low dtype nor
+        # autocast the model's own weights (LLGAE's bases, a learned prior). Loss scaling is
+        # decided in compile() from the networks (see _computes_in_float16).
+        keras_kwargs.setdefault("dtype", "float32")
         super().__init__(**keras_kwargs)
         self._trackers = [keras.metrics.Mean(name=n) for n in self.metric_names]
 
@@ -234,8 +240,18 @@ class TrainingLoop(DeclaredOptions, keras.Model):
             jit_compile = not (kwargs.get("run_eagerly") or distributed)
         if steps_per_execution is None:
             steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
+        # Keras wraps the optimizer for loss scaling only when the model's own policy is
+        # mixed_float16; here the model is float32 and its networks may be float16.
+        if optimizer is not None and kwargs.get("auto_scale_loss", True) and self._computes_in_float16():
+            optimizer = keras.optimizers.get(optimizer)
+            if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+                optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         super().compile(optimizer=optimizer, jit_compile=jit_compile,
                         steps_per_execution=steps_per_execution, **kwargs)
+
+    def _computes_in_float16(self):
+        """Whether a layer of the model computes in float16 (then gradients need loss scaling)."""
+        return any(layer.compute_dtype == "float16" for layer in self._flatten_layers(include_self=False))
 
     def compile_from_config(self, config):
         # Keras restores the compile state only for models that keep keras.Model.compile;
@@ -251,12 +267,12 @@ class TrainingLoop(DeclaredOptions, keras.Model):
             x = self.checked_data(x, "x")
             if kwargs.get("validation_data") is not None:
                 kwargs["validation_data"] = self.checked_data(kwargs["validation_data"], "validation_data")
-        return super().fit(x, y, *args, **kwargs)
+        return super().fit(x, _targets_for(x, y, kwargs), *args, **kwargs)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
         if self.validate_inputs:
             x = self.checked_data(x, "x")
-        return super().evaluate(x, y, *args, **kwargs)
+        return super().evaluate(x, _targets_for(x, y, kwargs), *args, **kwargs)
 
     def checked_data(self, data, what="data"):
         """``data`` with the checks of :meth:`data_problem` attached: NumPy arrays and
@@ -288,6 +304,15 @@ class TrainingLoop(DeclaredOptions, keras.Model):
             with tf.control_dependencies(self.data_assertions(tf.cast(inputs, tf.float32))):
                 element = tf.nest.map_structure(tf.identity, element)
         return element if len(element) > 1 else element[0]
+
+
+def _targets_for(x, y, kwargs):
+    """``y`` for ``fit``/``evaluate``: Keras' array adapter drops ``sample_weight`` when ``y`` is
+    None (it packs ``x`` alone), and tfvae's models take no targets, so weights given with arrays
+    get a placeholder ``y`` of zeros, which the steps ignore."""
+    if y is None and kwargs.get("sample_weight") is not None and _is_array(x):
+        return np.zeros(len(x), np.float32)
+    return y
 
 
 def _first_of(element):
