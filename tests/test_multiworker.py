@@ -341,6 +341,20 @@ def test_cluster_from_tf_config():
             distributed.cluster_from_environment({"TF_CONFIG": text})
 
 
+def test_tf_config_from_slurm(monkeypatch):
+    """Three tasks on two nodes (two on gpu07): ports per node, task = SLURM_PROCID."""
+    for name, value in dict(SLURM_PROCID="1", SLURM_STEP_NUM_TASKS="3", SLURM_STEP_NODELIST="gpu[07-08]",
+                            SLURM_STEP_TASKS_PER_NODE="2,1").items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    config = json.loads(distributed.tf_config_from_slurm(port=2000))
+    assert config == {"cluster": {"worker": ["gpu07:2000", "gpu07:2001", "gpu08:2000"]},
+                      "task": {"type": "worker", "index": 1}}
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    cluster = distributed.cluster_from_environment({"TF_CONFIG": json.dumps(config)})
+    assert cluster == (3, "worker", 1, False)
+
+
 def test_worker_timeout_setting():
     variable = distributed.WORKER_TIMEOUT_VARIABLE
     assert distributed.worker_timeout_from_environment({}) == distributed.DEFAULT_WORKER_TIMEOUT

@@ -127,6 +127,27 @@ def cluster_from_environment(environ=None):
     return Cluster(sizes["chief"] + sizes["worker"], task_type, task_id, is_chief)
 
 
+def tf_config_from_slurm(port=12345):
+    """The ``TF_CONFIG`` (a JSON string) of this Slurm task: every task of the job step is a
+    worker at ``host:port`` (``port + i`` for the i-th task on a node), task ``SLURM_PROCID``.
+
+    Uses ``tf.distribute.cluster_resolver.SlurmClusterResolver`` (``SLURM_PROCID``,
+    ``SLURM_STEP_NUM_TASKS``, ``SLURM_STEP_NODELIST``, ``SLURM_STEP_TASKS_PER_NODE``) with its GPU
+    assignment off: it can only set ``CUDA_VISIBLE_DEVICES`` in its own process, and its GPU count
+    (nvidia-smi) fails on CPU nodes. Run one task per node; each worker uses all GPUs it sees.
+
+    Example (in a Slurm batch script)::
+
+        srun bash -c 'TF_CONFIG=$(python -m tfvae.distributed slurm-tf-config) tfvae train ...'
+    """
+    # gpus_per_node/gpus_per_task only feed the GPU assignment, which is off; these values
+    # pass its checks for any number of tasks per node
+    resolver = tf.distribute.cluster_resolver.SlurmClusterResolver(
+        port_base=int(port), gpus_per_node=1 << 16, gpus_per_task=1, auto_set_gpu=False)
+    cluster = resolver.cluster_spec().as_dict()
+    return json.dumps({"cluster": cluster, "task": {"type": resolver.task_type, "index": resolver.task_id}})
+
+
 def worker_timeout_from_environment(environ=None):
     """Seconds to wait for the other workers: ``$TFVAE_WORKER_TIMEOUT`` (0 or ``none``: no limit),
     else :data:`DEFAULT_WORKER_TIMEOUT`. ``None`` means no limit.
@@ -530,6 +551,26 @@ class ResumableHistory(keras.callbacks.Callback):
             self.seconds = float(self._saved["seconds"])
 
 
+def _main(argv=None):
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m tfvae.distributed")
+    commands = parser.add_subparsers(dest="command", required=True)
+    slurm = commands.add_parser("slurm-tf-config", help="print this Slurm task's TF_CONFIG (tf_config_from_slurm)")
+    slurm.add_argument("--port", type=int, default=12345, help="first port on each node (default 12345)")
+    args = parser.parse_args(argv)
+    try:
+        print(tf_config_from_slurm(args.port))
+    except RuntimeError as error:  # the resolver's message names the missing SLURM_* variable
+        print(f"tfvae: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_main())
+
+
 __all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_STATUS",
-           "WORKER_TIMEOUT_VARIABLE", "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy", "train",
-           "worker_timeout_from_environment"]
+           "WORKER_TIMEOUT_VARIABLE", "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy",
+           "tf_config_from_slurm", "train", "worker_timeout_from_environment"]
