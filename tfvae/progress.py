@@ -35,6 +35,9 @@ import keras
 #: the values ``verbose`` takes
 VERBOSE = ("auto", 0, 1, 2)
 
+#: the clock of elapsed times (monotonic: a changed system clock does not skew an estimate)
+_clock = time.monotonic
+
 
 def check_verbose(verbose):
     """``verbose`` as 0, 1 or 2 (``"auto"``: 1 when stdout is a terminal, else 2); a ValueError
@@ -76,7 +79,7 @@ class Progress:
         self.stage, self.total, self.unit = stage, total, unit
         self.units = unit + "s" if units is None else units
         self.verbose = check_verbose(verbose)
-        self.start = time.time()
+        self.start = _clock()
         self.done = 0
         self.printed_tenths = 0
         self.bar = None
@@ -96,7 +99,7 @@ class Progress:
             tenths = 10 * done // self.total
             if tenths > self.printed_tenths and done < self.total:
                 self.printed_tenths = tenths
-                elapsed = time.time() - self.start
+                elapsed = _clock() - self.start
                 left = elapsed * (self.total - done) / done
                 print(f"{self.stage}: {done}/{self.total} {self._units(self.total)} "
                       f"({100 * done // self.total}%), {duration(elapsed)}, about {duration(left)} left",
@@ -116,7 +119,7 @@ class Progress:
                 self.bar.update(done, finalize=True)
         elif self.verbose == 2:
             summary = f"{done} {self._units(done)}" if summary is None else summary
-            print(f"{self.stage}: {summary} in {duration(time.time() - self.start)}", flush=True)
+            print(f"{self.stage}: {summary} in {duration(_clock() - self.start)}", flush=True)
 
 
 def note(stage, message, verbose="auto"):
@@ -130,12 +133,12 @@ def timed(stage, what, verbose="auto"):
     """A step that cannot report progress: ``"stage: what ..."`` when it starts and
     ``"stage: what took 3.2 s"`` when it ends (nothing with ``verbose=0``)."""
     verbose = check_verbose(verbose)
-    start = time.time()
+    start = _clock()
     if verbose:
         print(f"{stage}: {what} ...", flush=True)
     yield
     if verbose:
-        print(f"{stage}: {what} took {duration(time.time() - start)}", flush=True)
+        print(f"{stage}: {what} took {duration(_clock() - start)}", flush=True)
 
 
 __all__ = ["VERBOSE", "Progress", "check_verbose", "duration", "note", "timed"]

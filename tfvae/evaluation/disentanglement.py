@@ -34,7 +34,9 @@ or VSC's sparse code) separates the ground-truth factors of a data set generated
   entropy: in [0, 1], 0 for a code that says nothing or says it twice. (A factor with more than
   ``num_bins`` values cannot reach 1: the histogram holds at most log(num_bins) nats.)
 
-Smaller sample counts make the metrics cheaper and noisier; every function takes them. MIG's
+Smaller sample counts make the metrics cheaper and noisier; every function takes them. Every
+function also takes ``verbose`` (:mod:`tfvae.progress`: 0 silent, 1 a progress bar, 2 lines, with
+the time left, over the images encoded; ``"auto"`` 1 on a terminal, else 2). MIG's
 histogram estimates of mutual information are biased upwards on small samples, so
 :func:`disentanglement_scores` never gives it fewer than ``MIG_MIN_TRAIN`` = 10,000 images.
 
@@ -49,6 +51,8 @@ import numbers
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import confusion_matrix, mutual_info_score
+
+from tfvae import progress
 
 #: disentanglement_lib's settings (Locatello et al. 2019)
 BETA_VAE_DEFAULTS = dict(batch_size=64, num_train=10_000, num_eval=5_000)
@@ -65,7 +69,7 @@ ENCODE_BATCH = 2048
 
 
 def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000, num_eval=5_000,
-                   seed=0, return_details=False):
+                   seed=0, return_details=False, verbose="auto"):
     """The β-VAE disentanglement score (Higgins et al. 2017): the test accuracy of a linear
     classifier that names the fixed factor from the mean absolute code difference of
     ``batch_size`` image pairs sharing that factor (see the module doc).
@@ -80,6 +84,8 @@ def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000,
       return_details: also return a dict with ``train_accuracy`` and ``confusion``, the
         ``[factors, factors]`` counts of evaluation points by true (row) and predicted (column)
         fixed factor, which shows the factors the code cannot tell apart.
+      verbose: progress over the ``2 · batch_size · (num_train + num_eval)`` images encoded, then
+        the classifier's fit timed (:mod:`tfvae.progress`; 0 silent).
 
     Returns:
       the accuracy in [0, 1] (chance: 1 / number of factors).
@@ -92,13 +98,17 @@ def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000,
     batch_size = _count("batch_size", batch_size)
     num_train, num_eval = _count("num_train", num_train, 2), _count("num_eval", num_eval)
     rng = _rng(seed)
-    train_x, train_y = _beta_vae_points(encode, dataset, num_train, batch_size, rng)
-    eval_x, eval_y = _beta_vae_points(encode, dataset, num_eval, batch_size, rng)
+    verbose = progress.check_verbose(verbose)
+    shown = progress.Progress("beta_vae_score", 2 * batch_size * (num_train + num_eval), "image", verbose)
+    train_x, train_y = _beta_vae_points(encode, dataset, num_train, batch_size, rng, shown)
+    eval_x, eval_y = _beta_vae_points(encode, dataset, num_eval, batch_size, rng, shown)
+    shown.finish()
     if len(np.unique(train_y)) < 2:
         raise ValueError("beta_vae_score: the training points name a single factor; "
                          "raise num_train")
     classifier = LogisticRegression(max_iter=2000, random_state=int(seed))
-    classifier.fit(train_x, train_y)
+    with progress.timed("beta_vae_score", f"fitting the classifier on {num_train} points", verbose):
+        classifier.fit(train_x, train_y)
     score = float(classifier.score(eval_x, eval_y))
     if return_details:
         confusion = confusion_matrix(eval_y, classifier.predict(eval_x), labels=np.arange(dataset.num_factors))
@@ -106,8 +116,9 @@ def beta_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000,
     return score
 
 
-def _beta_vae_points(encode, dataset, num_points, batch_size, rng):
-    """``(z_diff [num_points, latent], fixed factor [num_points])``."""
+def _beta_vae_points(encode, dataset, num_points, batch_size, rng, shown=None):
+    """``(z_diff [num_points, latent], fixed factor [num_points])``; the images encoded are
+    added to the progress ``shown``."""
     fixed = rng.integers(0, dataset.num_factors, num_points)
     features = []
     per_chunk = max(1, ENCODE_BATCH // (2 * batch_size))
@@ -117,7 +128,7 @@ def _beta_vae_points(encode, dataset, num_points, batch_size, rng):
         second = dataset.sample_factors(len(k) * batch_size, rng).reshape(len(k), batch_size, -1)
         points = np.arange(len(k))
         second[points, :, k] = first[points, :, k]
-        codes = _encode_factors(encode, dataset, np.concatenate([first, second]))
+        codes = _encode_factors(encode, dataset, np.concatenate([first, second]), shown)
         codes = codes.reshape(2, len(k), batch_size, -1)
         features.append(np.mean(np.abs(codes[0] - codes[1]), axis=1))
     return np.concatenate(features), fixed
@@ -125,7 +136,7 @@ def _beta_vae_points(encode, dataset, num_points, batch_size, rng):
 
 def factor_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_000, num_eval=5_000,
                      num_variance_estimate=10_000, prune_threshold=0.05, seed=0,
-                     return_details=False):
+                     return_details=False, verbose="auto"):
     """The FactorVAE disentanglement score (Kim & Mnih 2018): the accuracy of the majority-vote
     classifier from "the code dimension of least normalised variance" to "the factor held fixed"
     (see the module doc).
@@ -141,6 +152,8 @@ def factor_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_00
       seed: seed of the factor draws.
       return_details: also return a dict with ``train_accuracy``, ``active_dims`` (the indices
         kept) and ``votes`` (``[latent, factors]`` counts of the training votes).
+      verbose: progress over the ``num_variance_estimate + batch_size · (num_train + num_eval)``
+        images encoded (:mod:`tfvae.progress`; 0 silent).
 
     Returns:
       the accuracy in [0, 1]; 0 when no dimension passes the threshold.
@@ -155,15 +168,19 @@ def factor_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_00
     if not _is_number(prune_threshold) or prune_threshold < 0:
         raise ValueError(f"prune_threshold must be a number >= 0, got {prune_threshold!r}")
     rng = _rng(seed)
-    codes = _encode_factors(encode, dataset, dataset.sample_factors(num_variance_estimate, rng))
+    shown = progress.Progress("factor_vae_score", num_variance_estimate + batch_size * (num_train + num_eval),
+                              "image", verbose)
+    codes = _encode_factors(encode, dataset, dataset.sample_factors(num_variance_estimate, rng), shown)
     global_variances = np.var(codes, axis=0, ddof=1)
     active = np.flatnonzero(np.sqrt(global_variances) >= prune_threshold)
     latent_dim = codes.shape[1]
     if active.size == 0:
+        shown.finish(summary=f"{shown.done} images (no dimension above prune_threshold, so no votes)")
         details = {"train_accuracy": 0.0, "active_dims": [], "votes": np.zeros((latent_dim, dataset.num_factors), np.int64)}
         return (0.0, details) if return_details else 0.0
-    train_votes = _factor_vae_votes(encode, dataset, num_train, batch_size, global_variances, active, rng)
-    eval_votes = _factor_vae_votes(encode, dataset, num_eval, batch_size, global_variances, active, rng)
+    train_votes = _factor_vae_votes(encode, dataset, num_train, batch_size, global_variances, active, rng, shown)
+    eval_votes = _factor_vae_votes(encode, dataset, num_eval, batch_size, global_variances, active, rng, shown)
+    shown.finish()
     classifier = np.argmax(train_votes, axis=1)  # each dimension's majority factor
     train_accuracy = float(train_votes.max(axis=1).sum() / train_votes.sum())
     score = float(eval_votes[np.arange(latent_dim), classifier].sum() / eval_votes.sum())
@@ -173,9 +190,9 @@ def factor_vae_score(model_or_encode_fn, dataset, batch_size=64, num_train=10_00
     return score
 
 
-def _factor_vae_votes(encode, dataset, num_votes, batch_size, global_variances, active, rng):
+def _factor_vae_votes(encode, dataset, num_votes, batch_size, global_variances, active, rng, shown=None):
     """``[latent, factors]`` counts: how often each dimension had the least normalised variance
-    when each factor was held fixed."""
+    when each factor was held fixed (the images encoded are added to the progress ``shown``)."""
     votes = np.zeros((len(global_variances), dataset.num_factors), np.int64)
     fixed = rng.integers(0, dataset.num_factors, num_votes)
     per_chunk = max(1, ENCODE_BATCH // batch_size)
@@ -184,7 +201,7 @@ def _factor_vae_votes(encode, dataset, num_votes, batch_size, global_variances, 
         factors = dataset.sample_factors(len(k) * batch_size, rng).reshape(len(k), batch_size, -1)
         points = np.arange(len(k))
         factors[points, :, k] = factors[points, :1, k]  # the first image's value for everyone
-        codes = _encode_factors(encode, dataset, factors).reshape(len(k), batch_size, -1)
+        codes = _encode_factors(encode, dataset, factors, shown).reshape(len(k), batch_size, -1)
         local_variances = np.var(codes[:, :, active], axis=1, ddof=1)
         winners = active[np.argmin(local_variances / global_variances[active], axis=1)]
         np.add.at(votes, (winners, k), 1)
@@ -192,7 +209,7 @@ def _factor_vae_votes(encode, dataset, num_votes, batch_size, global_variances, 
 
 
 def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bins=20, seed=0,
-                           return_details=False):
+                           return_details=False, verbose="auto"):
     """MIG (Chen et al. 2018): the mean over factors of the entropy-normalised gap in mutual
     information between the two code dimensions most informative about the factor, with each
     dimension discretised into a ``num_bins``-bin histogram (see the module doc).
@@ -205,6 +222,7 @@ def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bi
       seed: seed of the factor draws.
       return_details: also return a dict with ``mutual_information`` (``[latent, factors]``,
         nats), ``factor_entropy`` (``[factors]``, nats) and ``gaps`` (``[factors]``).
+      verbose: progress over the ``num_train`` images encoded (:mod:`tfvae.progress`; 0 silent).
 
     Returns:
       MIG in [0, 1].
@@ -219,8 +237,9 @@ def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bi
         raise ValueError(f"mutual_information_gap needs factors with at least two values each, got "
                          f"sizes {dict(zip(dataset.factor_names, dataset.factor_sizes))}")
     rng = _rng(seed)
+    shown = progress.Progress("mig", num_train, "image", verbose)
     factors = dataset.sample_factors(num_train, rng)
-    codes = _encode_factors(encode, dataset, factors)
+    codes = _encode_factors(encode, dataset, factors, shown)
     if codes.shape[1] < 2:
         raise ValueError("mutual_information_gap needs a code of at least two dimensions "
                          f"(the gap between the best two), got {codes.shape[1]}")
@@ -235,6 +254,7 @@ def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bi
     ranked = np.sort(information, axis=0)[::-1]
     gaps = (ranked[0] - ranked[1]) / entropy
     score = float(np.mean(gaps))
+    shown.finish()
     if return_details:
         return score, {"mutual_information": information, "factor_entropy": entropy, "gaps": gaps}
     return score
@@ -247,16 +267,18 @@ def _histogram_bins(values, num_bins):
     return np.digitize(values, edges[:-1])
 
 
-def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0):
+def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0, verbose="auto"):
     """All three metrics at disentanglement_lib's settings, every sample count multiplied by
     ``scale`` (e.g. 0.1 for a tenth of the cost), except that MIG never gets fewer than
     ``MIG_MIN_TRAIN`` = 10,000 images: ``{"beta_vae_score", "factor_vae_score", "mig"}``.
+    ``verbose`` (:mod:`tfvae.progress`) goes to each metric.
 
     Example:
       >>> disentanglement_scores(model, "shapes2d", scale=0.2)
     """
     if not _is_number(scale) or scale <= 0:
         raise ValueError(f"scale must be a number > 0, got {scale!r}")
+    verbose = progress.check_verbose(verbose)
     encode, dataset = _setup(model_or_encode_fn, dataset)
 
     def scaled(settings):  # sample counts only: MIG's num_bins is a setting, not a sample size
@@ -266,9 +288,10 @@ def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0):
     mig_settings = scaled(MIG_DEFAULTS)
     mig_settings["num_train"] = max(MIG_MIN_TRAIN, mig_settings["num_train"])
     return {
-        "beta_vae_score": beta_vae_score(encode, dataset, seed=seed, **scaled(BETA_VAE_DEFAULTS)),
-        "factor_vae_score": factor_vae_score(encode, dataset, seed=seed, **scaled(FACTOR_VAE_DEFAULTS)),
-        "mig": mutual_information_gap(encode, dataset, seed=seed, **mig_settings),
+        "beta_vae_score": beta_vae_score(encode, dataset, seed=seed, verbose=verbose, **scaled(BETA_VAE_DEFAULTS)),
+        "factor_vae_score": factor_vae_score(encode, dataset, seed=seed, verbose=verbose,
+                                             **scaled(FACTOR_VAE_DEFAULTS)),
+        "mig": mutual_information_gap(encode, dataset, seed=seed, verbose=verbose, **mig_settings),
     }
 
 
@@ -309,12 +332,18 @@ def _checked_encoder(encode):
     return checked
 
 
-def _encode_factors(encode, dataset, factors):
+def _encode_factors(encode, dataset, factors, shown=None):
     """Codes ``[n, latent]`` of the images of factor combinations ``[..., F]``, rendered and
-    encoded ``ENCODE_BATCH`` at a time so that memory stays bounded."""
+    encoded ``ENCODE_BATCH`` at a time so that memory stays bounded; each batch is added to the
+    progress ``shown`` (a :class:`tfvae.progress.Progress`) when given."""
     factors = np.asarray(factors).reshape(-1, dataset.num_factors)
-    return np.concatenate([encode(dataset.images_for(factors[start:start + ENCODE_BATCH]))
-                           for start in range(0, len(factors), ENCODE_BATCH)])
+    codes = []
+    for start in range(0, len(factors), ENCODE_BATCH):
+        batch = factors[start:start + ENCODE_BATCH]
+        codes.append(encode(dataset.images_for(batch)))
+        if shown is not None:
+            shown.add(len(batch))
+    return np.concatenate(codes)
 
 
 def _count(name, value, minimum=1):
@@ -341,7 +370,8 @@ def disentanglement_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``beta_vae_score``,
     ``factor_vae_score`` and ``mig`` when the run's data set has ground-truth factors
     (``shapes2d``, ``dsprites``), at ``options["disentanglement_scale"]`` times
-    disentanglement_lib's sample counts (default 1; 0 skips them; MIG at least 10,000 images)."""
+    disentanglement_lib's sample counts (default 1; 0 skips them; MIG at least 10,000 images),
+    with progress by ``options["verbose"]`` when given (:mod:`tfvae.progress`)."""
     dataset = context.get("dataset")
     scale = context.get("options", {}).get("disentanglement_scale")
     scale = 1.0 if scale is None else scale
@@ -352,7 +382,9 @@ def disentanglement_metrics(model, context):
     if dataset not in data.DATASETS or not data.info(dataset).factor_names:
         return {}
     factor_data = data.factors(dataset, data_dir=context.get("data_dir"))
-    scores = disentanglement_scores(model, factor_data, scale=scale)
+    verbose = context.get("options", {}).get("verbose")
+    extra = {} if verbose is None else {"verbose": verbose}
+    scores = disentanglement_scores(model, factor_data, scale=scale, **extra)
     return dict(scores, disentanglement_scale=float(scale))
 
 

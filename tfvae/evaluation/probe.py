@@ -5,6 +5,7 @@ import numbers
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
+from tfvae import progress
 from tfvae.evaluation.sparsity import encode_all
 
 #: labelled training images the probe is fitted on (the VSC classification protocol)
@@ -12,7 +13,7 @@ DEFAULT_NUM_TRAIN = 5000
 
 
 def linear_probe_accuracy(model_or_encode_fn, train_images, train_labels, test_images, test_labels,
-                          num_train=DEFAULT_NUM_TRAIN, seed=0, batch_size=500):
+                          num_train=DEFAULT_NUM_TRAIN, seed=0, batch_size=500, verbose="auto"):
     """Test accuracy of a logistic-regression classifier fitted on the codes of ``num_train``
     labelled training images (a random subset drawn with ``seed``), tested on the codes of all
     the test images: the classification protocol of the VSC paper.
@@ -30,6 +31,9 @@ def linear_probe_accuracy(model_or_encode_fn, train_images, train_labels, test_i
       num_train: labelled training examples the probe sees (≤ N).
       seed: seed of the subset and of the solver.
       batch_size: images encoded at a time.
+      verbose: progress over the ``num_train + M`` images encoded (with the time left), then
+        the fit's start and duration (scikit-learn's solver cannot report progress);
+        :mod:`tfvae.progress`, 0 silent.
 
     Returns:
       the accuracy on the test images, a float in [0, 1].
@@ -58,10 +62,22 @@ def linear_probe_accuracy(model_or_encode_fn, train_images, train_labels, test_i
     subset = np.sort(np.random.default_rng(seed).choice(len(train_images), num_train, replace=False))
     if len(np.unique(train_labels[subset])) < 2:
         raise ValueError("the probe's training subset holds a single class; it needs at least two")
-    train_codes = encode_all(model_or_encode_fn, train_images[subset], batch_size)
-    test_codes = encode_all(model_or_encode_fn, test_images, batch_size)
+    verbose = progress.check_verbose(verbose)
+    shown = progress.Progress("linear_probe", num_train + len(test_images), "image", verbose)
+    encode = getattr(model_or_encode_fn, "encode", model_or_encode_fn)
+
+    def counted(batch):  # encode_all's batches, counted as they are encoded
+        codes = encode(batch)
+        shown.add(len(batch))
+        return codes
+
+    encoder = counted if callable(encode) else model_or_encode_fn  # (encode_all rejects the latter)
+    train_codes = encode_all(encoder, train_images[subset], batch_size)
+    test_codes = encode_all(encoder, test_images, batch_size)
+    shown.finish()
     probe = LogisticRegression(max_iter=5000, random_state=seed)
-    probe.fit(train_codes, train_labels[subset])
+    with progress.timed("linear_probe", f"fitting the logistic regression on {num_train} codes", verbose):
+        probe.fit(train_codes, train_labels[subset])
     return float(probe.score(test_codes, test_labels))
 
 
@@ -77,9 +93,10 @@ def probe_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``probe_accuracy`` of models with
     sparse codes (VSC), for labelled data sets known by name, with
     ``min(options["probe_train"] (default 5000), training set size)`` labelled training images;
-    ``probe_train=0`` skips it."""
+    ``probe_train=0`` skips it. Progress by ``options["verbose"]`` when given."""
     dataset = context.get("dataset")
-    num_train = context.get("options", {}).get("probe_train", DEFAULT_NUM_TRAIN)
+    options = context.get("options", {})
+    num_train = options.get("probe_train", DEFAULT_NUM_TRAIN)
     if not model.has_sparse_codes() or dataset is None or not num_train:
         return {}
     from tfvae import data
@@ -94,7 +111,8 @@ def probe_metrics(model, context):
     num_train = min(int(num_train), len(train_images))
     accuracy = linear_probe_accuracy(model, train_images, train_labels,
                                      np.concatenate(test_images), np.concatenate(test_labels),
-                                     num_train=num_train)
+                                     num_train=num_train,
+                                     **({} if options.get("verbose") is None else {"verbose": options["verbose"]}))
     return {"probe_accuracy": accuracy, "probe_train": num_train}
 
 

@@ -7,6 +7,7 @@
 
 import numpy as np
 
+from tfvae import progress
 from tfvae.evaluation.disentanglement import disentanglement_metrics
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood_metrics
@@ -32,15 +33,26 @@ def _latent_usage(model, context):
 
 #: functions ``(model, context) -> dict`` run in order; ``context`` holds ``test_data`` (a batched
 #: tf.data.Dataset of (image, label)), ``dataset`` (its name), ``data_dir`` and ``options`` (a dict
-#: of evaluation options such as ``log_likelihood_samples``).
+#: of evaluation options such as ``log_likelihood_samples``, and ``verbose``: 0, 1 or 2, which an
+#: evaluator that takes seconds passes on to show its progress, see :mod:`tfvae.progress`).
 EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
 EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse-code models (VSC)
 EVALUATORS += [disentanglement_metrics]  # data sets of known factors (shapes2d, dsprites)
 EVALUATORS += [reconstruction_metrics]  # every model: centered_l2_255 of reconstruct (LLGAE scale)
 
 
-def evaluate_model(model, test_data, dataset=None, data_dir=None, **options):
-    """All metrics that apply to ``model`` on ``test_data``, as a JSON-ready dict."""
+def evaluate_model(model, test_data, dataset=None, data_dir=None, verbose="auto", **options):
+    """All metrics that apply to ``model`` on ``test_data``, as a JSON-ready dict.
+
+    ``verbose`` (Keras' meaning: 0 silent, 1 progress bars, 2 lines, ``"auto"`` 1 on a terminal
+    and 2 otherwise; :mod:`tfvae.progress`) reaches every evaluator as ``options["verbose"]``:
+    the long stages (log-likelihood, disentanglement metrics, probe) show their progress and the
+    time left.
+
+    Example:
+      >>> evaluate_model(model, test_data, dataset="mnist", log_likelihood_samples=500, verbose=0)
+    """
+    options["verbose"] = progress.check_verbose(verbose)
     context = dict(test_data=test_data, dataset=dataset, data_dir=data_dir, options=options)
     metrics = {}
     for evaluator in EVALUATORS:

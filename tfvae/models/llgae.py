@@ -74,7 +74,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfvae import validation
+from tfvae import progress, validation
 from tfvae.models.base import as_images
 from tfvae.models.options import Option, number
 from tfvae.models.training import ObjectiveValue, TrainingLoop
@@ -245,7 +245,7 @@ class LLGAE(TrainingLoop):
     def plots(self):
         return ("reconstructions", "component_means")
 
-    def initialize_from_data(self, images, seed=0, max_images=20000):
+    def initialize_from_data(self, images, seed=0, max_images=20000, verbose="auto"):
         """Starts training from a mixture-of-PCA guess instead of random values.
 
         With random offsets, the components that lose the first assignments never win an image
@@ -260,18 +260,22 @@ class LLGAE(TrainingLoop):
           images: ``[N, H, W, C]`` in [0, 1], e.g. the training images.
           seed: seed of the subset and of k-means.
           max_images: use at most this many images (a random subset), to bound the cost.
+          verbose: a line when k-means starts and its duration, then progress over the K
+            clusters' PCA with the time left (:mod:`tfvae.progress`; 0 silent, ``"auto"`` a bar
+            on a terminal, else lines).
 
         Returns:
           the number of images k-means assigned to each component (numpy ``[K]``).
         """
         from threadpoolctl import threadpool_limits
 
+        verbose = progress.check_verbose(verbose)
         # Multi-threaded OpenBLAS spins against TensorFlow's own thread pools on these small
         # matrices (seconds per 784-pixel SVD on 2 busy cores, against 0.2 s on one thread).
         with threadpool_limits(1, user_api="blas"):
-            return self._initialize_from_data(images, seed, max_images)
+            return self._initialize_from_data(images, seed, max_images, verbose)
 
-    def _initialize_from_data(self, images, seed, max_images):
+    def _initialize_from_data(self, images, seed, max_images, verbose):
         from sklearn.cluster import KMeans
         from sklearn.decomposition import PCA
 
@@ -285,8 +289,11 @@ class LLGAE(TrainingLoop):
         if len(images) > max_images:
             images = images[rng.choice(len(images), max_images, replace=False)]
         x = self._model_inputs(tf.constant(images))[0].numpy()
-        kmeans = KMeans(self.components, n_init=1, random_state=seed).fit(x)
+        with progress.timed("initialize_from_data", f"k-means into {self.components} clusters of "
+                            f"{len(x)} images", verbose):
+            kmeans = KMeans(self.components, n_init=1, random_state=seed).fit(x)
         bases = self.bases.numpy()
+        shown = progress.Progress("initialize_from_data", self.components, "cluster", verbose)
         for k in range(self.components):
             members = x[kmeans.labels_ == k]
             # ARPACK computes only the top directions; it needs fewer of them than samples
@@ -296,6 +303,8 @@ class LLGAE(TrainingLoop):
                 pca = PCA(count, svd_solver="arpack", random_state=seed).fit(members)
                 directions = pca.components_                                           # [count, D]
                 bases[k, :, :count] = directions.T / math.sqrt(self.step_size)
+            shown.update(k + 1)
+        shown.finish(summary=f"PCA of {self.components} clusters")
         self.means.assign(kmeans.cluster_centers_.astype(np.float32))
         self.bases.assign(bases)
         return np.bincount(kmeans.labels_, minlength=self.components)
