@@ -434,13 +434,7 @@ def _train_on_workers(model, strategy, train, held_out, out, epochs, quiet):
         print(f"tfvae: error: a worker of the cluster stopped ({detail}); start the same command on every "
               f"worker again to resume from {out / 'backup'}", file=sys.stderr)
         raise SystemExit(1) from None
-    # Every worker saves: saving reads the metrics' sync-on-read variables, which all-reduces.
-    if not chief:
-        scratch = tempfile.mkdtemp(prefix="tfvae-worker-model-")
-        try:
-            model.save(pathlib.Path(scratch) / "model.keras")
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+    if not chief:  # (model.save involves no collective operation: the chief saves alone)
         distributed.barrier(strategy)  # wait for the chief's evaluation (see tfvae.distributed.barrier)
         return None
     save_model_atomically(model, out / "model.keras")

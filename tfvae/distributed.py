@@ -18,7 +18,8 @@ MultiWorkerMirroredStrategy" guide. It runs the models' own ``train_step`` (the 
 * after every epoch all workers write a checkpoint (``tf.train.CheckpointManager``: model and
   optimizer variables, the epoch counter, and the history and training seconds so far); only the
   chief writes into ``checkpoint_dir``, the others into temporary folders they delete at once
-  (saving reads the sync-on-read metric variables, a collective operation every worker must join);
+  (as TensorFlow's multi-worker guide prescribes: a save may read sync-on-read variables, which
+  all-reduces);
 * on start, the chief restores the latest checkpoint and **broadcasts** it (epoch, record and every
   variable) to the other workers, so only the chief needs to see ``checkpoint_dir``; the data
   pipeline is then advanced past the finished epochs (each new iterator of a reshuffling dataset
@@ -393,8 +394,8 @@ def _run_epoch(model, batches, step):
 
 
 def _save(checkpoint, checkpoint_dir, chief, number):
-    """Every worker saves (the saves read sync-on-read variables: collective operations); only
-    the chief's checkpoint is kept."""
+    """Every worker saves, as TensorFlow's multi-worker guide prescribes (a save may read
+    sync-on-read variables, which all-reduces); only the chief's checkpoint is kept."""
     if chief:
         tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=1).save(checkpoint_number=number)
         return
