@@ -234,12 +234,15 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     def compile(self, optimizer="rmsprop", *, jit_compile="auto", steps_per_execution=None, **kwargs):
         """``keras.Model.compile`` with tfvae's defaults: ``jit_compile="auto"`` means XLA (but
         under a tf.distribute strategy or with ``run_eagerly``), ``steps_per_execution=None``
-        means :data:`DEFAULT_STEPS_PER_EXECUTION`. Any explicit value is used as given."""
+        means :data:`DEFAULT_STEPS_PER_EXECUTION` (1 under a tf.distribute strategy). Any
+        explicit value is used as given."""
+        distributed = tf.distribute.has_strategy() or self.distribute_strategy.num_replicas_in_sync > 1
         if jit_compile == "auto":
-            distributed = tf.distribute.has_strategy() or self.distribute_strategy.num_replicas_in_sync > 1
             jit_compile = not (kwargs.get("run_eagerly") or distributed)
         if steps_per_execution is None:
-            steps_per_execution = DEFAULT_STEPS_PER_EXECUTION
+            # Keras 3 (3.15) fails under MirroredStrategy with more than one step per execution
+            # ("You must feed a value for placeholder tensor ... while/cond", keras-team/keras#19246)
+            steps_per_execution = 1 if distributed else DEFAULT_STEPS_PER_EXECUTION
         # Keras wraps the optimizer for loss scaling only when the model's own policy is
         # mixed_float16; here the model is float32 and its networks may be float16.
         if optimizer is not None and kwargs.get("auto_scale_loss", True) and self._computes_in_float16():
