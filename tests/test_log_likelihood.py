@@ -211,6 +211,10 @@ def test_served_log_likelihood_equals_evaluation_per_image(images):
     from_server = served(tf.constant(x), tf.constant(k), tf.constant(7))["log_likelihood"].numpy()
     evaluated = _per_example(model, x, num_samples=k, seed=7, batch_size=4, chunk_size=G)
     np.testing.assert_allclose(from_server, evaluated, rtol=1e-6, atol=1e-5)
+    # the signature declares its output [batch] (saved_model_cli and TF Serving clients read it)
+    traced = served.get_concrete_function(tf.TensorSpec([None, *IMAGE_SHAPE]), tf.TensorSpec(None, tf.int32),
+                                          tf.TensorSpec(None, tf.int32))
+    assert traced.structured_outputs["log_likelihood"].shape.as_list() == [None]
     # XLA-compiled log-weights: the same draws, so the same values up to float rounding
     compiled = _per_example(model, x, num_samples=k, seed=7, batch_size=9, jit_compile=True)
     np.testing.assert_allclose(compiled, evaluated, rtol=1e-5, atol=1e-4)

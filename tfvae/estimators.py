@@ -207,8 +207,9 @@ def log_weight_statistics(model, images, num_samples, seed, first_index=0, chunk
                                           (tf.constant(0), *arrays))
     k = tf.cast(num_samples, tf.float32)
     empty = tf.zeros([0])
-    total = tf.cond(count > 0, totals.concat, lambda: empty)
-    log_total = tf.cond(count > 0, log_totals.concat, lambda: empty)
+    # reshaped to [N]: the static shape a SavedModel signature declares (cond of concat has none)
+    total = tf.reshape(tf.cond(count > 0, totals.concat, lambda: empty), [-1])
+    log_total = tf.reshape(tf.cond(count > 0, log_totals.concat, lambda: empty), [-1])
     return total / k, log_total - tf.math.log(k)
 
 
