@@ -48,17 +48,14 @@ import json
 import os
 import pathlib
 import shutil
+import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-#: exit status of a worker that gave up waiting for the cluster (see :func:`multi_worker_strategy`)
-WORKER_TIMEOUT_STATUS = 3
 
 #: the environment variable ``tfvae train`` reads the worker timeout from (seconds; 0: no limit)
 WORKER_TIMEOUT_VARIABLE = "TFVAE_WORKER_TIMEOUT"
@@ -174,15 +171,15 @@ def worker_timeout_from_environment(environ=None):
 def multi_worker_strategy(timeout=DEFAULT_WORKER_TIMEOUT, cluster_resolver=None, communication_options=None):
     """``tf.distribute.MultiWorkerMirroredStrategy`` that gives up when the cluster does not form.
 
-    Creating the strategy blocks, inside TensorFlow's C++ runtime, until every worker named in
-    the cluster has started and connected; a worker whose peers never come up would wait
-    forever (neither the coordination service's register timeout nor
+    Creating the strategy blocks, inside TensorFlow's C++ runtime and holding Python's global
+    lock, until every worker named in the cluster has started and connected; a worker whose peers
+    never come up would wait forever (neither the coordination service's register timeout nor
     ``CommunicationOptions(timeout_seconds=...)``, which bounds collective operations, ends that
-    wait; measured with TF 2.21). A watchdog thread therefore ends the process after ``timeout``
-    seconds with a message on stderr naming the cluster and exit status
-    :data:`WORKER_TIMEOUT_STATUS`; the blocked C++ call cannot be interrupted any other way.
-    Once the cluster has formed, a worker that dies is detected by the coordination service's
-    heartbeats, and the others stop with an error instead of hanging.
+    wait, and TensorFlow's preemption handler swallows SIGTERM; measured with TF 2.21). So a
+    watchdog *process* waits beside it: after ``timeout`` seconds it writes a message naming the
+    cluster to stderr and ends the worker with SIGKILL (exit status 137 in a shell). Once the
+    cluster has formed, the watchdog is stopped; a worker that dies later is detected by the
+    coordination service's heartbeats, and the others stop with an error instead of hanging.
 
     Call this at program start, before any other TensorFlow operation runs (TensorFlow's rule for
     collective operations).
@@ -197,35 +194,44 @@ def multi_worker_strategy(timeout=DEFAULT_WORKER_TIMEOUT, cluster_resolver=None,
     Example:
       >>> strategy = tfvae.distributed.multi_worker_strategy(timeout=300)
     """
-    if timeout is not None and not (isinstance(timeout, (int, float)) and timeout > 0):
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or not 0 < timeout < float("inf")):
         raise ValueError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
     resolver = cluster_resolver or tf.distribute.cluster_resolver.TFConfigClusterResolver()
-    try:
-        cluster = resolver.cluster_spec().as_dict()
-    except Exception:  # noqa: BLE001 — only for the message below
-        cluster = {}
-    where = f"{resolver.task_type} {resolver.task_id}" if resolver.task_type is not None else "this worker"
-    message = (f"tfvae: error: {where} gave up after {timeout:g} s waiting for the other workers of the "
-               f"cluster {json.dumps(cluster)}; start the same command on every worker named there "
-               f"(each with its own TF_CONFIG task), or raise the timeout "
-               f"(${WORKER_TIMEOUT_VARIABLE}, 0 = no limit)\n") if timeout is not None else ""
-
-    def give_up():
-        sys.stderr.write(message)
-        sys.stderr.flush()
-        os._exit(WORKER_TIMEOUT_STATUS)
-
-    watchdog = threading.Timer(timeout, give_up) if timeout is not None else None
-    if watchdog is not None:
-        watchdog.daemon = True
-        watchdog.start()
+    watchdog = None
+    if timeout is not None:
+        try:
+            cluster = resolver.cluster_spec().as_dict()
+        except Exception:  # noqa: BLE001 — only for the message below
+            cluster = {}
+        where = f"{resolver.task_type} {resolver.task_id}" if resolver.task_type is not None else "this worker"
+        message = (f"tfvae: error: {where} gave up after {timeout:g} s waiting for the other workers of the "
+                   f"cluster {json.dumps(cluster)}; start the same command on every worker named there "
+                   f"(each with its own TF_CONFIG task), or raise the timeout "
+                   f"(${WORKER_TIMEOUT_VARIABLE}, 0 = no limit)\n")
+        watchdog = subprocess.Popen([sys.executable, "-c", _WATCHDOG, str(os.getpid()), repr(float(timeout)), message],
+                                    stdin=subprocess.DEVNULL)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy(
             cluster_resolver=resolver,
             communication_options=communication_options or tf.distribute.experimental.CommunicationOptions())
     finally:
         if watchdog is not None:
-            watchdog.cancel()
+            watchdog.kill()
+            watchdog.wait()
+
+
+#: the watchdog of multi_worker_strategy: argv = worker pid, seconds, message
+_WATCHDOG = """
+import os, signal, sys, time
+worker, deadline, message = int(sys.argv[1]), time.monotonic() + float(sys.argv[2]), sys.argv[3]
+while time.monotonic() < deadline:
+    time.sleep(0.2)
+    if os.getppid() != worker:  # the worker is gone: nothing to watch
+        sys.exit(0)
+os.write(2, message.encode())
+os.kill(worker, signal.SIGKILL)
+"""
 
 
 def barrier(strategy):
@@ -572,6 +578,6 @@ if __name__ == "__main__":
     sys.exit(_main())
 
 
-__all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_STATUS",
-           "WORKER_TIMEOUT_VARIABLE", "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy",
-           "tf_config_from_slurm", "train", "worker_timeout_from_environment"]
+__all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_VARIABLE",
+           "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy", "tf_config_from_slurm",
+           "train", "worker_timeout_from_environment"]
