@@ -15,11 +15,14 @@ Two sets of settings:
 * ``--protocol``: disentanglement_lib's (Locatello et al. 2019): its conv net (4 × 4 stride-2
   convolutions 32-32-64-64, dense 256, mirrored decoder), Adam 1e-4, 300,000 steps, β-VAE at
   β ∈ {1, 4, 8, 16} and β-TCVAE at β = 6, seeds 0, 1, 2, float32 with XLA. A GPU job (15 runs).
-* the default, what fits a shared 2-core CPU in about 75 minutes: Higgins' MLP (encoder
-  1200-1200 ReLU, decoder 1200-1200-1200 tanh), Adam **1e-3** (to get further in few steps),
-  **1,200** steps per run, the VAE, β-VAE at β = 4 and 16 and β-TCVAE at β = 6, seeds 0 and 1
-  (8 runs), mixed bfloat16. Measured 2026-12 (x86_64, 2 cores shared, load average about 10):
-  about 75 minutes (see ``benchmarks/results_disentanglement.md``).
+* the default, what fitted a shared 2-core CPU: Higgins' MLP (encoder 1200-1200 ReLU, decoder
+  1200-1200-1200 tanh), Adam **1e-3** (to get further in few steps), only **500** steps per run,
+  the VAE, β-VAE at β = 16 and β-TCVAE at β = 6, seeds 0 and 1 (6 runs), mixed bfloat16, metrics
+  at full sample sizes. Measured 2026-12-01 on x86_64, 2 cores shared (load average 11 to 13):
+  **45 minutes** (2694 s: 91 s rendering the grid; per run 200-340 s training, 115-210 s
+  encoding the grid, 10-20 s metrics); results in ``benchmarks/results_disentanglement.md``.
+  At 0.4-0.7 s per step on that machine, disentanglement_lib's 300,000 steps would take about
+  two days per run.
 
 Every option can be set alone (``--runs``, ``--seeds``, ``--steps``, ``--learning-rate``,
 ``--architecture``, ``--precision``, ``--jit``); what ran is printed and saved.
@@ -36,14 +39,14 @@ Efficiency, all exact:
   encoder calls. The script checks the table against direct encoding on fresh images.
 * ``--precision mixed_bfloat16`` (the CPU default): the networks compute in bfloat16 with float32
   weights, and the model casts their outputs to float32 before building distributions. On a CPU
-  with AMX, oneDNN runs bfloat16 matrix products several times faster; XLA's CPU backend does not
-  use it, so ``--jit auto`` compiles with XLA except for bfloat16 on a CPU (measured on this
+  with AMX, oneDNN runs the bfloat16 matrix products fast (a training step 2.4x faster); XLA's CPU
+  backend does not use it, so ``--jit auto`` compiles with XLA except for bfloat16 on a CPU (measured on this
   machine at load 10, per step of the MLP: float32 + XLA 0.44 s, float32 0.51 s, bfloat16 + XLA
   0.52 s, bfloat16 without XLA 0.21 s). Use ``--precision float32`` for disentanglement_lib's
   numerics.
 
-    python benchmarks/disentanglement.py --figures benchmarks/figures           # the CPU run (~75 min)
-    python benchmarks/disentanglement.py --quick                                # smoke run (about a minute)
+    python benchmarks/disentanglement.py --figures benchmarks/figures           # the CPU run (45 min)
+    python benchmarks/disentanglement.py --quick                                # smoke run (35 CPU-s; 2-3 min at load 12)
     python benchmarks/disentanglement.py --protocol --figures benchmarks/figures  # disentanglement_lib, GPU
     python benchmarks/disentanglement.py --runs vae beta-vae:8 --seeds 0 1 2 --steps 20000 --architecture conv
 
@@ -87,7 +90,7 @@ MODELS = {
 }
 #: disentanglement_lib's sweep (Locatello et al. 2019 train β-VAE at 1, 2, 4, 6, 8, 16)
 PROTOCOL_RUNS = ["vae", "beta-vae:4", "beta-vae:8", "beta-vae:16", "beta-tcvae:6"]
-CPU_RUNS = ["vae", "beta-vae:4", "beta-vae:16", "beta-tcvae:6"]
+CPU_RUNS = ["vae", "beta-vae:16", "beta-tcvae:6"]
 #: the three scores, as stored, with their table headings
 SCORES = {"beta_vae_score": "β-VAE score", "factor_vae_score": "FactorVAE score", "mig": "MIG"}
 #: np.packbits' bit order: the first pixel of a byte is its most significant bit
@@ -313,7 +316,8 @@ def scaled(settings, args):
 # ------------------------------------------------------------------------------ reports
 
 def summarise(runs):
-    """``{label: {score: (mean, std, n)}, ...}`` over seeds (sample standard deviation, ddof 1)."""
+    """``{label: {"seeds": [...], score: (mean, std)}, ...}`` over seeds (sample standard deviation,
+    ddof 1; None for a single seed)."""
     by_label = {}
     for r in runs:
         by_label.setdefault(run_label(r["model"], r["value"]), []).append(r)
@@ -322,7 +326,7 @@ def summarise(runs):
         entry = {"model": rs[0]["model"], "value": rs[0]["value"], "seeds": [r["seed"] for r in rs]}
         for key in list(SCORES) + ["test_elbo", "test_kl", "informative_dims"]:
             values = np.array([r[key] for r in rs], np.float64)
-            entry[key] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0)
+            entry[key] = (float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else None)
         summary[label] = entry
     return summary
 
@@ -333,7 +337,7 @@ def table(summary):
     for label, e in summary.items():
         def pm(key, digits=3):
             mean, std = e[key]
-            return f"{mean:.{digits}f} ± {std:.{digits}f}"
+            return f"{mean:.{digits}f}" if std is None else f"{mean:.{digits}f} ± {std:.{digits}f}"
         beta = "1" if e["model"] == "vae" else ("" if MODELS[e["model"]][1] != "beta" else f"{e['value']:g}")
         lines.append(f"| {e['model']} | {beta} | {len(e['seeds'])} | {pm('beta_vae_score')} | "
                      f"{pm('factor_vae_score')} | {pm('mig')} | {pm('test_elbo', 1)} | {pm('test_kl', 1)} | "
@@ -413,8 +417,8 @@ def parse_args(argv):
                              f"{PROTOCOL_RUNS}, seeds 0 1 2, float32 + XLA (a GPU job)")
     parser.add_argument("--runs", nargs="+", help=f"model[:beta] of {list(MODELS)} (default {CPU_RUNS})")
     parser.add_argument("--seeds", nargs="+", type=int, help="default 0 1")
-    parser.add_argument("--steps", type=int, help="optimizer steps per run (default 1200)")
-    parser.add_argument("--steps-per-epoch", type=int, default=300, help="steps between progress lines")
+    parser.add_argument("--steps", type=int, help="optimizer steps per run (default 500)")
+    parser.add_argument("--steps-per-epoch", type=int, default=250, help="steps between progress lines")
     parser.add_argument("--learning-rate", type=float, help="Adam's (default 1e-3; disentanglement_lib: 1e-4)")
     parser.add_argument("--architecture", choices=["mlp", "conv"],
                         help="mlp (default): Higgins' 1200-1200 / 1200-1200-1200; conv: disentanglement_lib's")
@@ -436,7 +440,7 @@ def parse_args(argv):
     parser.add_argument("--figures", type=pathlib.Path, help="also copy seed 0's PNGs and the score plot here")
     parser.add_argument("--resume", action="store_true", help="keep the runs already in OUT/results.json")
     args = parser.parse_args(argv)
-    defaults = dict(runs=CPU_RUNS, seeds=[0, 1], steps=1200, learning_rate=1e-3, architecture="mlp",
+    defaults = dict(runs=CPU_RUNS, seeds=[0, 1], steps=500, learning_rate=1e-3, architecture="mlp",
                     precision="mixed_bfloat16")
     if args.protocol:
         defaults.update(runs=PROTOCOL_RUNS, seeds=[0, 1, 2], steps=300_000, learning_rate=1e-4,
