@@ -379,9 +379,11 @@ def test_train_rejects_bad_arguments(tmp_path):
     train = _digits(64)[0]
     for kwargs, message in ((dict(epochs=0), "epochs must be a positive integer"),
                             (dict(epochs=1, verbose=2), "verbose must be 0 or 1"),
+                            (dict(epochs=1, dataset=train.repeat()), "infinite"),
                             (dict(epochs=1, validation_data=np.zeros((4, 8, 8, 1))), "validation_data")):
+        kwargs.setdefault("dataset", train)
         with pytest.raises(ValueError, match=message):
-            distributed.train(model, train, checkpoint_dir=tmp_path, **kwargs)
+            distributed.train(model, checkpoint_dir=tmp_path, **kwargs)
     uncompiled = VAE(image_shape=(8, 8, 1), latent_dim=LATENT)
     with pytest.raises(ValueError, match="compile the model"):
         distributed.train(uncompiled, train, 1, checkpoint_dir=tmp_path)

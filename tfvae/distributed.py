@@ -290,6 +290,8 @@ def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_d
         raise ValueError("compile the model (inside strategy.scope()) before training it")
     if not isinstance(dataset, tf.data.Dataset):
         raise ValueError(f"dataset must be a tf.data.Dataset of global batches, got {type(dataset).__name__}")
+    if int(dataset.cardinality()) == int(tf.data.INFINITE_CARDINALITY):
+        raise ValueError("dataset is infinite (repeat()?); an epoch is one pass over a finite dataset")
     if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
         raise ValueError(f"validation_data must be a tf.data.Dataset or None, got {type(validation_data).__name__}")
     strategy = strategy or model.distribute_strategy
