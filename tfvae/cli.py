@@ -240,7 +240,10 @@ class DataSource:
             return
         info = data.info(name)
         likelihood, binarize = DATASET_LIKELIHOODS.get(name, ("bernoulli", None))
-        if settings.get("likelihood") not in (None, likelihood):
+        from tfvae import models
+
+        if settings.get("likelihood") not in (None, likelihood) \
+                or "likelihood" not in models.get(settings["model"]).declared_options():
             binarize = None  # the data set's binarisation goes with its default likelihood only
         if settings["binarize"] is not None:  # given: "dynamic", "threshold" or "none"
             binarize = None if settings["binarize"] == "none" else settings["binarize"]
