@@ -169,9 +169,8 @@ def reconstruction_metrics(model, context):
     does (NaN for a diverged model) instead of stopping the whole report."""
     if not callable(getattr(model, "reconstruct", None)):
         return {}
-    if len(getattr(model, "image_shape", ())) != 3 or getattr(
-            getattr(model, "likelihood_layer", None), "support", "unit-interval") not in ("binary", "unit-interval"):
-        return {}  # a pixel metric in 0-255 units: meaningless for tables, counts or real values
+    if len(getattr(model, "image_shape", ())) != 3:
+        return {}  # a pixel metric in 0-255 units: meaningless for tables and other vectors
     errors = []
     for item in context["test_data"]:
         images = np.asarray(item[0] if isinstance(item, (tuple, list)) else item, np.float32)
