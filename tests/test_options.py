@@ -42,7 +42,8 @@ NON_DEFAULT = {
     "dataset_size": 777,
     "estimator": "mws",
     "learn_alpha": True,
-    "alpha_prior": [2.0, 50.0],
+    "alpha_prior_a": 2.0,
+    "alpha_prior_b": 50.0,
 }
 
 
