@@ -24,7 +24,8 @@ every way the four parts need:
 
 Plans (``--plan``): ``default`` (MNIST and Fashion-MNIST; VAE and VSC α = 0.01 at latent 8, 48,
 96, 200; VSC α = 0.05, 0.2, 0.5 and learned α (flat and Beta(1, N) hyperpriors) at 200: 26
-models; see results_vsc.md for the time it takes), ``full`` (adds latent 20 and 400 for the VAE
+models; about 60 minutes on two idle cores, ~100 s of training and ~40 s of evaluation per
+model, and 2-4 times that on a loaded machine: see results_vsc.md), ``full`` (adds latent 20 and 400 for the VAE
 and VSC α = 0.01, 0.2, 0.5, and α = 0.2 / 0.5 at 8, 48, 96: 54 models), ``quick`` (a smoke
 run: MNIST, latent 8, 60 steps without XLA, small probes; the frontier at latent 8). Jobs run in the
 order of the plan, most important first, and ``results.json`` is rewritten after each one and
