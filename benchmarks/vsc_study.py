@@ -429,14 +429,30 @@ def _footer(fig, header):
              f"load avg {header['load_average']}", fontsize=6, color="grey")
 
 
-def plot_frontier(results, header, path):
+def _two_panels():
+    """One panel per data set, drawn with matplotlib's Agg backend (headless)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    return plt.subplots(1, 2, figsize=(11, 4.2))
+
+
+def _save_two_panels(fig, header, path):
+    """The run's command, date, machine and load under the panels; saved as PNG."""
+    import matplotlib.pyplot as plt
+
+    _footer(fig, header)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_frontier(results, header, path):
     F = header["frontier_latent"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = _two_panels()
     for ax, dataset in zip(axes, DATASETS):
         vae = results.get(key(dataset, "vae", F))
         if vae:
@@ -464,20 +480,11 @@ def plot_frontier(results, header, path):
         ax.set_ylabel("logistic probe accuracy (%)")
         ax.set_title(f"{dataset}, latent {F}")
         ax.legend(fontsize=7, loc="lower right")
-    _footer(fig, header)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_two_panels(fig, header, path)
 
 
 def plot_elbo(results, header, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = _two_panels()
     for ax, dataset in zip(axes, DATASETS):
         for i, m in enumerate(("vae", "vsc-0.01", "vsc-0.2", "vsc-0.5", "vsc-learned")):
             points = sorted((int(k.split("/")[2]), r["test_elbo"]) for k, r in results.items()
@@ -490,20 +497,11 @@ def plot_elbo(results, header, path):
         ax.set_ylabel("test ELBO (nats, Bernoulli on grey levels)")
         ax.set_title(dataset)
         ax.legend(fontsize=7)
-    _footer(fig, header)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_two_panels(fig, header, path)
 
 
 def plot_reproduction(results, header, path):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = _two_panels()
     for ax, dataset in zip(axes, DATASETS):
         for i, (m, reference) in enumerate(REPRODUCTION[dataset].items()):
             lat, acc = zip(*sorted(reference.items()))
@@ -521,11 +519,7 @@ def plot_reproduction(results, header, path):
         ax.set_ylabel("their classifier on μ, test accuracy (%)")
         ax.set_title(f"{dataset}: reproduction protocol")
         ax.legend(fontsize=7)
-    _footer(fig, header)
-    fig.tight_layout(rect=(0, 0.03, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save_two_panels(fig, header, path)
 
 
 def report(results, header, args):

@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from sklearn.datasets import load_breast_cancer, load_wine
 
-from tfvae import cli, export
+from tfvae import cli
 from tfvae.models import VAE, VSC, IWAE
 
 

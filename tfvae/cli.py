@@ -20,7 +20,6 @@ import os
 import pathlib
 import sys
 import tempfile
-import time
 
 #: run settings (not model options) and their defaults; "likelihood" and "binarize" default per
 #: data set (DATASET_LIKELIHOODS), the model options to their declarations (tfvae.models.options)
@@ -217,7 +216,7 @@ class DataSource:
     pipelines, example shape, default likelihood and (real values) standardisation."""
 
     def __init__(self, settings, data_dir, split=None, with_train=True):
-        from tfvae import data
+        from tfvae import data, models
 
         name, batch = settings["dataset"], settings["batch_size"]
         self.name = name
@@ -232,16 +231,12 @@ class DataSource:
             self.standardization = None if user.standardizer is None else {
                 "mean": user.standardizer.mean.numpy().tolist(), "scale": user.standardizer.std.numpy().tolist()}
             self.train_size = len(user.train_indices)
-            self.train, self.held_out = user.datasets(batch, shuffle=True, seed=settings["seed"])
+            self.train = user.datasets(batch, shuffle=True, seed=settings["seed"])[0] if with_train else None
             self.held_out = user.datasets(500, shuffle=False)[1]
             self.dataset_name, self.user_data = None, user
-            if not with_train:
-                self.train = None
             return
         info = data.info(name)
         likelihood, binarize = DATASET_LIKELIHOODS.get(name, ("bernoulli", None))
-        from tfvae import models
-
         if settings.get("likelihood") not in (None, likelihood) \
                 or "likelihood" not in models.get(settings["model"]).declared_options():
             binarize = None  # the data set's binarisation goes with its default likelihood only

@@ -68,7 +68,6 @@ Example:
 
 import collections
 import math
-import numbers
 
 import keras
 import numpy as np
