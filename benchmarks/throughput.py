@@ -6,14 +6,21 @@ Two paths per case:
   shuffle=True, seed=0, binarize="dynamic")`` and ``model.compile(Adam)`` + ``model.fit`` (tfvae's
   compile defaults: XLA and 16 steps per execution);
 * **tuned**: the same model on the images held in memory as a repeated, pre-batched tf.data
-  pipeline and ``steps_per_execution=100``.
+  pipeline and ``steps_per_execution=100``;
+* **bare** (VAE and IWAE cases): a reference, not a tfvae path: the same encoder and decoder
+  networks trained by a hand-written XLA ``tf.function`` (reparameterised samples, Bernoulli
+  log-likelihood, log-sum-exp of the importance weights, Adam) on in-memory batches. It is what
+  the framework could reach on this machine without tfvae's training loop, so the gap to it is
+  tfvae's overhead and the gap from it to the matmul rate is the machine's.
 
 Each case trains a warm-up epoch (tracing and compiling) and then ``--windows`` timed epochs. The
 float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before every window, and
 fractions are taken against the **best** matmul rate of the whole run, not against one slowed by
 other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
 importance sample). The script records the load average and refuses to report fractions when it
-is above ``--max-load`` (1.5 on 2 cores): the figures would measure the other jobs.
+before the run is above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
+jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
+it cannot tell a quiet machine from a busy one.)
 
     python benchmarks/throughput.py                 # every case, default and tuned paths
     python benchmarks/throughput.py --quick         # smoke run (a few seconds a case)
@@ -140,11 +147,57 @@ def run_case(name, path, windows, probe, repeats, scale):
                 gflops=rate * train_flops(model, samples) / 1e9, batch=batch, examples_per_epoch=examples)
 
 
+def bare_rate(name, windows, scale):
+    """Examples/s of a hand-written XLA training step of the case's own networks (see the module
+    docstring); only for the VAE/IWAE cases (one importance-weighted bound, K samples)."""
+    factory, data, batch, samples, examples = CASES[name]
+    examples = max(batch * 4, int(examples * scale))
+    keras.utils.set_random_seed(0)
+    model = factory()
+    encoder, decoder = model.encoder, model.decoder
+    variables = encoder.trainable_variables + decoder.trainable_variables
+    optimizer = keras.optimizers.Adam(1e-3)
+    optimizer.build(variables)
+    images, _ = tfvae.data.load_arrays(data["name"], "train", limit=examples)
+    images = (np.random.default_rng(0).random(images.shape, np.float32) < images).astype(np.float32)
+    batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
+
+    def log_normal(z, mean, log_scale):
+        return tf.reduce_sum(-0.5 * ((z - mean) / tf.exp(log_scale)) ** 2 - log_scale - 0.9189385, -1)
+
+    @tf.function(jit_compile=True)
+    def step(x):
+        with tf.GradientTape() as tape:
+            mean, log_scale = tf.split(encoder(x, training=True), 2, axis=-1)
+            z = mean + tf.exp(log_scale) * tf.random.normal([samples] + mean.shape)
+            logits = decoder(tf.reshape(z, [-1, z.shape[-1]]), training=True)
+            targets = tf.tile(tf.reshape(x, [1, batch, -1]), [samples, 1, 1])
+            log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+                targets, tf.reshape(logits, targets.shape)), -1)
+            log_w = log_px + log_normal(z, 0.0, 0.0) - log_normal(z, mean, log_scale)
+            loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0))
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
+    step(batches[0]).numpy()
+    rates = []
+    for _ in range(windows):
+        start = time.perf_counter()
+        for x in batches:
+            loss = step(x)
+        loss.numpy()
+        rates.append(len(batches) * batch / (time.perf_counter() - start))
+    rate = statistics.median(rates)
+    return dict(examples_per_second=rate, steps_per_second=rate / batch,
+                gflops=rate * train_flops(model, samples) / 1e9, batch=batch, examples_per_epoch=examples)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="a smoke run: small epochs, one window")
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases (default: all)")
-    parser.add_argument("--paths", nargs="*", default=["default", "tuned"], choices=["default", "tuned"])
+    parser.add_argument("--paths", nargs="*", default=["default", "tuned", "bare"], choices=["default", "tuned", "bare"],
+                        help="bare: a hand-written XLA step of the same networks, for VAE/IWAE cases only")
     parser.add_argument("--windows", type=int, default=3, help="timed epochs per case and path")
     parser.add_argument("--max-load", type=float, default=1.5, help="refuse fractions above this load average")
     parser.add_argument("--json", help="also write the results here")
@@ -154,7 +207,7 @@ def main(argv=None):
         parser.error(f"unknown cases {unknown}; expected some of {list(CASES)}")
     windows, repeats, scale = (1, 2, 0.05) if args.quick else (args.windows, 8, 1.0)
 
-    load_before = os.getloadavg()
+    load_before = os.getloadavg()  # before this process does any work: see the module docstring
     probe = MatmulProbe()
     probe.measure(repeats)
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
@@ -163,21 +216,27 @@ def main(argv=None):
                "tensorflow": tf.__version__, "load_before": load_before, "cases": {}}
     for name in args.cases:
         for path in args.paths:
-            result = run_case(name, path, windows, probe, repeats, scale)
+            if path == "bare":
+                if not name.startswith(("vae", "iwae")):
+                    continue
+                probe.measure(repeats)
+                result = bare_rate(name, windows, scale)
+            else:
+                result = run_case(name, path, windows, probe, repeats, scale)
             results["cases"][f"{name} [{path}]"] = result
             print(f"{name:<28} {path:<8} {result['examples_per_second']:>9.0f} ex/s "
                   f"{result['steps_per_second']:>7.1f} steps/s {result['gflops']:>6.1f} GFLOP/s", flush=True)
     load_after = os.getloadavg()
     results.update(load_after=load_after, best_matmul_gflops=probe.best, matmul_gflops=probe.rates)
-    quiet = max(load_before[0], load_after[0]) <= args.max_load
+    quiet = load_before[0] <= args.max_load
     print(f"best matmul {probe.best:.1f} GFLOP/s (of {len(probe.rates)} measurements); "
-          f"load average after {load_after[0]:.2f}")
+          f"load average after {load_after[0]:.2f} (counts this benchmark's own threads)")
     if quiet:
         for key, result in results["cases"].items():
             result["fraction_of_best_matmul"] = result["gflops"] / probe.best
             print(f"  {key:<40} {result['fraction_of_best_matmul']:>6.0%} of matmul")
     else:
-        print(f"load average above {args.max_load}: fractions of matmul NOT reported (they would measure "
+        print(f"load average before the run above {args.max_load}: fractions of matmul NOT reported (they would measure "
               "the other jobs); rerun on a quiet machine")
     results["fractions_reported"] = quiet
     if args.json:
