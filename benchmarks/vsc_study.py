@@ -362,7 +362,7 @@ def tables(results, header):
     for dataset in DATASETS:
         lines += [f"**{dataset}**", "", "| codes | mean active dims | non-zero | probe % | always-on / used dims "
                   "| test ELBO | their classifier on μ % |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        names = [f"vsc-{a:g}" for a in ALPHAS] + learned_names(results, dataset, F)
+        names = [f"vsc-{a:g}" for a in fixed_alphas(results, dataset, F)] + learned_names(results, dataset, F)
         for m in names:
             r = get(key(dataset, m, F))
             if r:
@@ -410,6 +410,13 @@ def tables(results, header):
                                                  for lat in latents) + " |")
         lines.append("")
     return "\n".join(lines)
+
+
+def fixed_alphas(results, dataset, latent):
+    """The fixed α run at this latent size: :data:`ALPHAS` and any other given with ``--only``."""
+    found = {spec(k.split("/")[1])["alpha"] for k in results
+             if k.startswith(f"{dataset}/vsc-") and k.endswith(f"/{latent}") and "learned" not in k}
+    return sorted(found)
 
 
 def learned_names(results, dataset, latent):
@@ -460,7 +467,7 @@ def plot_frontier(results, header, path):
             ax.plot(ks, [100 * v for v in vae["probe_truncated"].values()], "o-", color="C0",
                     label="VAE, top-k dims by KL")
             ax.axhline(100 * vae["probe_accuracy"], color="C0", ls=":", lw=1, label=f"VAE, all {F} means")
-        points = [(a, results.get(key(dataset, f"vsc-{a:g}", F))) for a in ALPHAS]
+        points = [(a, results.get(key(dataset, f"vsc-{a:g}", F))) for a in fixed_alphas(results, dataset, F)]
         points = [(a, r) for a, r in points if r]
         if points:
             ax.plot([r["mean_active_dims"] for _, r in points], [100 * r["probe_accuracy"] for _, r in points],

@@ -13,6 +13,7 @@ _SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if "TFVAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
     os.environ["TFVAE_DATA_DIR"] = str(_SHARED)
 
+import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -151,3 +152,11 @@ def exported(tmp_path_factory):
     models = tiny_export_models()
     paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
     return models, paths
+
+
+@pytest.fixture(autouse=True)
+def _fresh_keras_session():
+    """Each test starts from a fresh Keras/TF global state: without this the process accumulates
+    every earlier test's functions and layer names, and later tests run measurably slower."""
+    yield
+    keras.backend.clear_session()

@@ -10,6 +10,7 @@ see the same "noise" and their updates compare exactly.
 """
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -221,6 +222,17 @@ def test_bad_batches_are_rejected_under_the_default_xla_compile(images, tiny_mod
             model.fit(tf.data.Dataset.from_tensor_slices(bad).batch(16), epochs=1, verbose=0)
         with pytest.raises(tf.errors.InvalidArgumentError, match=streamed):
             model.fit(tf.data.Dataset.from_tensor_slices((bad, np.zeros(64))).batch(16), epochs=1, verbose=0)
+
+
+def test_fitting_a_dataset_does_not_warn_about_the_ignored_shuffle_flag(images, tiny_model):
+    # Keras ignores fit(shuffle=...) for a tf.data.Dataset but warns whenever it is left at True
+    model = tiny_model(VAE)
+    model.compile(optimizer="sgd")
+    dataset = tf.data.Dataset.from_tensor_slices(images[:64]).batch(16)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(dataset, epochs=1, verbose=0)
+    assert not [w for w in caught if "shuffle" in str(w.message)]
 
 
 # ------------------------------------------------------- (g) compile settings survive saving

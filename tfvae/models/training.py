@@ -266,6 +266,10 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     # ------------------------------------------- input checks outside the compiled step
 
     def fit(self, x=None, y=None, *args, **kwargs):
+        if isinstance(x, tf.data.Dataset) and len(args) < 7:
+            # Keras ignores ``shuffle`` for a dataset (it is shuffled by its pipeline) but warns
+            # on every fit because the default is True; say what actually happens instead.
+            kwargs.setdefault("shuffle", False)
         if self.validate_inputs:
             x = self.checked_data(x, "x")
             if kwargs.get("validation_data") is not None:
