@@ -156,7 +156,7 @@ def exported(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _fresh_keras_session():
-    """Each test starts from a fresh Keras/TF global state: without this the process accumulates
-    every earlier test's functions and layer names, and later tests run measurably slower."""
+    """Each test starts from a fresh Keras global state (``keras.backend.clear_session``): earlier
+    tests' models, traced functions and layer-name counters do not pile up in the process."""
     yield
     keras.backend.clear_session()
