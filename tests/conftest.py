@@ -13,7 +13,6 @@ _SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
 if "TFVAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
     os.environ["TFVAE_DATA_DIR"] = str(_SHARED)
 
-import keras  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -153,10 +152,3 @@ def exported(tmp_path_factory):
     paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
     return models, paths
 
-
-@pytest.fixture(autouse=True)
-def _fresh_keras_session():
-    """Each test starts from a fresh Keras global state (``keras.backend.clear_session``): earlier
-    tests' models, traced functions and layer-name counters do not pile up in the process."""
-    yield
-    keras.backend.clear_session()
