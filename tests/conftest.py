@@ -151,4 +151,3 @@ def exported(tmp_path_factory):
     models = tiny_export_models()
     paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
     return models, paths
-
