@@ -1,6 +1,6 @@
 """Training throughput on the default path, against this machine's best matmul rate.
 
-Two paths per case:
+Three paths per case:
 
 * **default**: what a user writes, with no tuning flag: ``tfvae.data.load(..., batch_size=B,
   shuffle=True, seed=0, binarize="dynamic")`` and ``model.compile(Adam)`` + ``model.fit`` (tfvae's
@@ -22,7 +22,7 @@ before the run is above ``--max-load`` (1.5 on 2 cores): the figures would measu
 jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
 it cannot tell a quiet machine from a busy one.)
 
-    python benchmarks/throughput.py                 # every case, default and tuned paths
+    python benchmarks/throughput.py                 # every case, default, tuned and bare paths
     python benchmarks/throughput.py --quick         # smoke run (a few seconds a case)
     python benchmarks/throughput.py --cases "vae batch 100" --json out.json
 """
