@@ -412,16 +412,19 @@ def tables(results, header):
     return "\n".join(lines)
 
 
+def _names_at(results, dataset, latent):
+    """The model names with results for this data set and latent size."""
+    return [k.split("/")[1] for k in results if k.startswith(f"{dataset}/") and k.endswith(f"/{latent}")]
+
+
 def fixed_alphas(results, dataset, latent):
-    """The fixed α run at this latent size: :data:`ALPHAS` and any other given with ``--only``."""
-    found = {spec(k.split("/")[1])["alpha"] for k in results
-             if k.startswith(f"{dataset}/vsc-") and k.endswith(f"/{latent}") and "learned" not in k}
-    return sorted(found)
+    """Every fixed α with results at this latent size (:data:`ALPHAS` and any run with ``--only``)."""
+    return sorted({spec(n)["alpha"] for n in _names_at(results, dataset, latent)
+                   if n.startswith("vsc-") and not n.startswith("vsc-learned")})
 
 
 def learned_names(results, dataset, latent):
-    return sorted(k.split("/")[1] for k in results
-                  if k.startswith(f"{dataset}/vsc-learned") and k.endswith(f"/{latent}"))
+    return sorted(n for n in _names_at(results, dataset, latent) if n.startswith("vsc-learned"))
 
 
 def learned_label(name):

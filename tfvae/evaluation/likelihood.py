@@ -36,9 +36,9 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
 
     Memory stays bounded whatever K and the data size: at most ``batch_size · chunk_size`` codes
     are decoded at once (10,000 by default), each chunk folded into a running log Σ exp. For the
-    IWAE paper's MLP with K = 5000 this costs about 65 CPU-seconds per 1,000 MNIST images
-    (10,000 images: about 11 CPU-minutes, some 5.5 minutes on two otherwise idle cores) and
-    peaks near 1 GB (benchmarks/loglik_memory.py; figures in benchmarks/RESULTS.md).
+    IWAE paper's MLP with K = 5000 on the 10,000 MNIST test images this took 298 s on two CPU
+    cores (589 CPU-seconds) and peaked at 1.07 GB (benchmarks/loglik_memory.py; figures in
+    benchmarks/RESULTS.md).
 
     Args:
       model: a :class:`tfvae.models.base.VariationalModel`.
