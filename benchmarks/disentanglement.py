@@ -77,6 +77,7 @@ import tensorflow as tf  # noqa: E402
 import tfvae  # noqa: E402
 from tfvae import plots  # noqa: E402
 from tfvae.evaluation import disentanglement  # noqa: E402
+from tfvae.files import write_text_atomically  # noqa: E402
 from tfvae.networks import mlp_decoder, mlp_encoder  # noqa: E402
 
 #: model name -> (class name, name of its β option or None, default β)
@@ -506,7 +507,7 @@ def main(argv=None):
             cpu_seconds=round(time.process_time() - start_cpu, 1),
             cpu_seconds_user_sys=round(usage.ru_utime + usage.ru_stime, 1),
             summary=summarise(runs) if runs else {}, runs=runs)
-        results_path.write_text(json.dumps(summary, indent=1))
+        write_text_atomically(results_path, json.dumps(summary, indent=1))
         return summary
 
     done = {(r["model"], r["value"], r["seed"]) for r in runs}

@@ -49,6 +49,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
 from tfvae.evaluation import encode_all, linear_probe_accuracy, sparsity  # noqa: E402
+from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
 from tfvae.models import VAE, VSC  # noqa: E402
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -332,16 +333,16 @@ def main(argv=None):
                 model = build(name, latent, args)
                 seconds, final = train(model, dataset, label, args)
                 result = dict(evaluate(model, arrays, args), train_seconds=seconds, final_train=final)
-                model.save(args.out / f"{dataset}-{name}-{latent}.keras")
+                save_model_atomically(model, args.out / f"{dataset}-{name}-{latent}.keras")
                 results[label] = result
                 print(f"[{label}] probe {_pct(result['probe_accuracy'])}  non-zero "
                       f"{_pct(result['nonzero_fraction'])}  test ELBO {result['test_elbo']:.1f}  "
                       f"train {seconds:.0f} s", flush=True)
-                results_path.write_text(json.dumps(dict(header, results=results), indent=2,
+                write_text_atomically(results_path, json.dumps(dict(header, results=results), indent=2,
                                                    default=str))
 
     add_slab_mean_probes(results, all_arrays, args)
-    results_path.write_text(json.dumps(dict(header, results=results), indent=2, default=str))
+    write_text_atomically(results_path, json.dumps(dict(header, results=results), indent=2, default=str))
     text = table(results, args)
     checks = check_targets(results, args)
     text += "\nTargets (issue 3):\n\n" + "\n".join(

@@ -24,6 +24,7 @@ _SUBMODULES = (
     "diagnostics",
     "plots",
     "export",
+    "files",
     "cli",
 )
 

@@ -19,7 +19,8 @@ import math
 import os
 import pathlib
 import sys
-import tempfile
+
+from tfvae.files import save_model_atomically, write_text_atomically
 
 #: run settings (not model options) and their defaults; "likelihood" and "binarize" default per
 #: data set (DATASET_LIKELIHOODS), the model options to their declarations (tfvae.models.options)
@@ -273,27 +274,6 @@ def _label_column(value):
     return int(value) if str(value).lstrip("-").isdigit() else value
 
 
-def _atomic_write_text(path, text):
-    """Writes ``text`` so that ``path`` holds either the old or the new content, never half."""
-    path = pathlib.Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
-def save_model_atomically(model, path):
-    """``model.save`` to a temporary file beside ``path``, then rename it into place."""
-    path = pathlib.Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.keras")
-    try:
-        model.save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def _default_out(settings):
     base = pathlib.Path("runs") / f"{settings['model']}-{settings['dataset']}"
     out, n = base, 1
@@ -342,12 +322,12 @@ def cmd_train(args):
     if cluster.is_chief:
         config = {"tfvae": "run", "settings": settings, "model_class": type(model).__name__,
                   "model_config": model.get_config()}
-        _atomic_write_text(out / "config.json", json.dumps(config, indent=2, default=str))
+        write_text_atomically(out / "config.json", json.dumps(config, indent=2, default=str))
 
     if strategy is None:
         history, seconds = _fit_resumably(model, train, held_out, out, settings["epochs"], args.quiet)
         save_model_atomically(model, out / "model.keras")
-        _atomic_write_text(out / "history.json", json.dumps(history, indent=2))
+        write_text_atomically(out / "history.json", json.dumps(history, indent=2))
     else:
         trained = _train_on_workers(model, strategy, train, held_out, out, settings["epochs"], args.quiet)
         if trained is None:  # not the chief: the chief evaluates and writes the rest
@@ -356,7 +336,7 @@ def cmd_train(args):
     metrics = evaluation.evaluate_model(model, held_out, dataset=source.dataset_name, data_dir=args.data_dir,
                                         verbose=0 if args.quiet else "auto", **evaluation_options)
     metrics["train_seconds"] = round(seconds, 2)
-    _atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2))
+    write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
     _draw(model, held_out, out, metrics.get("kl_per_dimension"), which=None, history=history)
     if not args.quiet:
         print(_summary(out, settings, metrics))
@@ -436,7 +416,7 @@ def _train_on_workers(model, strategy, train, held_out, out, epochs, quiet):
         distributed.barrier(strategy)  # wait for the chief's evaluation (see tfvae.distributed.barrier)
         return None
     save_model_atomically(model, out / "model.keras")
-    _atomic_write_text(out / "history.json", json.dumps(result.history, indent=2))
+    write_text_atomically(out / "history.json", json.dumps(result.history, indent=2))
     shutil.rmtree(out / "backup", ignore_errors=True)  # the run is whole: nothing to resume
     import tfvae.models  # noqa: F401  (registers the model classes for loading)
 
@@ -495,7 +475,7 @@ def cmd_evaluate(args):
     previous = args.run_dir / "metrics.json"
     if previous.exists():
         metrics = dict(json.loads(previous.read_text()), **metrics)
-    _atomic_write_text(previous, json.dumps(metrics, indent=2))
+    write_text_atomically(previous, json.dumps(metrics, indent=2))
     print(json.dumps({k: v for k, v in metrics.items() if not isinstance(v, list)}, indent=2))
     return 0
 
