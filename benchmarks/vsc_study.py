@@ -64,6 +64,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
 from tfvae.evaluation import encode_all, kl_per_dimension, linear_probe_accuracy, sparsity  # noqa: E402
+from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
 from tfvae.models import VAE, VSC  # noqa: E402
 
 DATASETS = ("mnist", "fashion_mnist")
@@ -140,6 +141,9 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=pathlib.Path,
                         default=pathlib.Path(__file__).resolve().parent / "out" / "vsc_study")
+    parser.add_argument("--seed-runs", nargs="+", type=pathlib.Path, default=(), metavar="OUT",
+                        help="--out folders of runs with other --seed values: the report adds a table "
+                             "of every model trained under more than one seed")
     parser.add_argument("--figures", type=pathlib.Path, default=None,
                         help="also copy the figures here as vsc_<name>.png (e.g. benchmarks/figures)")
     args = parser.parse_args(argv)
@@ -329,7 +333,7 @@ def _num(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def tables(results, header):
+def tables(results, header, seed_runs=None):
     get, F = results.get, header["frontier_latent"]
     lines = [f"Command: `{header['command']}`; started {header['started']}; machine {header['machine']}; "
              f"load average at start {header['load_average']}. Per model: training seconds and the "
@@ -409,7 +413,41 @@ def tables(results, header):
             lines.append(f"| {m} | " + " | ".join(_num(get(key(dataset, m, lat), {}).get("test_elbo"))
                                                  for lat in latents) + " |")
         lines.append("")
+    if seed_runs:
+        lines += seed_tables(seed_runs)
     return "\n".join(lines)
+
+
+def seed_tables(runs):
+    """Models trained under several seeds (``{seed: results}``): each seed's figures and their mean,
+    and part 1's target on the mean over model seeds."""
+    keys = [k for k in runs[min(runs)] if sum(k in r for r in runs.values()) > 1]
+    if not keys:
+        return []
+    seeds = sorted(runs)
+    lines = ["### Model seeds", "",
+             f"Models trained under several seeds ({', '.join(map(str, seeds))}; '-' where a seed was not run). "
+             "Each cell: seed values, then their mean. Their classifier's value per seed is already the mean of "
+             "3 classifier seeds.", "",
+             "| model | their classifier on μ % | theirs | probe % | active dims | test ELBO |",
+             "| --- | --- | ---: | --- | --- | --- |"]
+    for k in keys:
+        dataset, name, latent = k.split("/")
+        per_seed = [runs[s].get(k) for s in seeds]
+
+        def cells(field, scale, digits):
+            values = [None if r is None else scale * r[field] for r in per_seed]
+            present = [v for v in values if v is not None]
+            shown = " / ".join("-" if v is None else f"{v:.{digits}f}" for v in values)
+            return f"{shown}; **{np.mean(present):.{digits}f}**", np.mean(present)
+
+        repro, repro_mean = cells("repro_classifier_on_mu", 100, 1)
+        theirs = REPRODUCTION.get(dataset, {}).get(name, {}).get(int(latent))
+        verdict = "" if theirs is None else (" (met)" if repro_mean >= theirs else " (not met)")
+        lines.append(f"| {k} | {repro}{verdict} | {'-' if theirs is None else theirs} | "
+                     f"{cells('probe_accuracy', 100, 1)[0]} | {cells('mean_active_dims', 1, 1)[0]} | "
+                     f"{cells('test_elbo', 1, 1)[0]} |")
+    return lines + [""]
 
 
 def _names_at(results, dataset, latent):
@@ -532,8 +570,20 @@ def plot_reproduction(results, header, path):
     return _save_two_panels(fig, header, path)
 
 
+def load_seed_runs(results, args):
+    """``{seed: results}``: this run's and those of ``--seed-runs``."""
+    runs = {args.seed: results}
+    for out in args.seed_runs:
+        saved = json.loads((out / "results.json").read_text())
+        seed = saved["plan_settings"]["seed"]
+        if seed in runs:
+            raise SystemExit(f"{out} holds seed {seed} again; --seed-runs takes runs of other seeds")
+        runs[seed] = saved["results"]
+    return runs
+
+
 def report(results, header, args):
-    text = tables(results, header)
+    text = tables(results, header, load_seed_runs(results, args) if args.seed_runs else None)
     (args.out / "tables.md").write_text(text + "\n")
     paths = [plot_frontier(results, header, args.out / "frontier.png"),
              plot_elbo(results, header, args.out / "elbo_vs_latent.png"),
@@ -562,7 +612,7 @@ def main(argv=None):
         tensorflow=tf.__version__, frontier_latent=args.frontier_latent)
 
     def save():
-        results_path.write_text(json.dumps(dict(header=header, plan_settings=_settings(args),
+        write_text_atomically(results_path, json.dumps(dict(header=header, plan_settings=_settings(args),
                                                 results=results), indent=1))
 
     if not args.report_only:
@@ -583,7 +633,7 @@ def main(argv=None):
             train_cpu_seconds = time.process_time() - cpu
             result = dict(before, **evaluate(model, name, arrays[dataset], args), train_seconds=seconds,
                           train_cpu_seconds=train_cpu_seconds, final_train=final)
-            model.save(args.out / f"{dataset}-{name}-{latent}.keras")
+            save_model_atomically(model, args.out / f"{dataset}-{name}-{latent}.keras")
             results[label] = result
             done += 1
             save()

@@ -477,3 +477,22 @@ def test_the_vsc_study_quick_mode_runs_every_part(data_dir, tmp_path):
                for name in ("frontier.png", "elbo_vs_latent.png", "reproduction.png"))
     # resuming runs nothing new
     assert study.main(["--quick", "--out", str(tmp_path), "--report-only"]) == 0
+
+
+def test_the_seed_table_averages_over_model_seeds_and_judges_the_mean():
+    study = _vsc_study()
+
+    def result(repro, probe):
+        return dict(repro_classifier_on_mu=repro, probe_accuracy=probe, mean_active_dims=4.0, test_elbo=-100.0)
+
+    # their VSC at J=200 on MNIST: 91.8 %; seed 0 alone is below it, the mean of the two above
+    runs = {0: {"mnist/vsc-0.01/200": result(0.917, 0.75), "mnist/vae/8": result(0.8, 0.9)},
+            1: {"mnist/vsc-0.01/200": result(0.921, 0.77)}}
+    lines = study.seed_tables(runs)
+    rows = [line for line in lines if line.startswith("| mnist/")]
+    assert len(rows) == 1  # mnist/vae/8 has one seed only
+    assert "91.7 / 92.1; **91.9** (met)" in rows[0] and "| 91.8 |" in rows[0]
+    assert "75.0 / 77.0; **76.0**" in rows[0]
+    runs[1]["mnist/vsc-0.01/200"] = result(0.915, 0.77)
+    assert "(not met)" in [line for line in study.seed_tables(runs) if line.startswith("| mnist/")][0]
+    assert study.seed_tables({0: runs[0]}) == []
