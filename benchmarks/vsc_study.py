@@ -66,6 +66,7 @@ import tfvae  # noqa: E402
 from tfvae.evaluation import encode_all, kl_per_dimension, linear_probe_accuracy, sparsity  # noqa: E402
 from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
 from tfvae.models import VAE, VSC  # noqa: E402
+from tfvae.models.options import Option, number  # noqa: E402
 
 DATASETS = ("mnist", "fashion_mnist")
 EPOCHS, BATCH, TRAIN_SIZE = 11, 32, 60_000
@@ -88,12 +89,42 @@ REPRO_LATENTS = (8, 48, 96, 200)
 ALPHAS = (0.01, 0.05, 0.2, 0.5)
 
 
+@keras.saving.register_keras_serializable("vsc_study")
+class ThresholdedVAE(VAE):
+    """A prototype tried for part 3, kept in the benchmark (not the library) because it does not
+    reach the target either: Fallah and Rozell's (ICML 2022) thresholded samples on a Gaussian.
+
+    The latent s ~ N(0, I) reaches the decoder through the soft threshold
+    h_λ(s) = sign(s) max(|s| − λ, 0), so z = h_λ(s) has a spike-and-slab prior with
+    P(z_j = 0) = 1 − 2Φ(−λ). h_λ belongs to the generative model, p(x|s) = p_θ(x | h_λ(s)), so the
+    VAE's ELBO with KL(q(s|x) ‖ N(0, I)) is a true lower bound on log p(x), and every path that
+    calls :meth:`likelihood` (training, ``evaluate``, importance sampling, ``sample``) uses it.
+    Gradients are the exact pathwise ones (h_λ is continuous and piecewise linear; zero inside
+    the dead zone), not the paper's straight-through estimate. The sparse code is the posterior
+    median of z, h_λ(μ) (h_λ is monotone): exactly zero where |μ_j| ≤ λ. ``encode`` stays the
+    mean of q(s|x), the base contract."""
+
+    OPTIONS = {"dead_zone": Option(0.3, number(minimum=0.0), "soft threshold λ >= 0 on the latent")}
+
+    def soft_threshold(self, values):
+        return tf.sign(values) * tf.nn.relu(tf.abs(values) - self.dead_zone)
+
+    def likelihood(self, codes, training=False):
+        return super().likelihood(self.soft_threshold(tf.convert_to_tensor(codes, tf.float32)), training)
+
+    def sparse_codes(self, images):
+        """h_λ(μ), the posterior median of z = h_λ(s): ``[batch, latent]``, exact zeros."""
+        return self.soft_threshold(self.encode(images))
+
+
 def spec(name):
     """Model settings from a job name: ``vae``, ``vsc-<alpha>``, or ``vsc-learned`` (α_j learned,
     started at 0.5, flat Beta(1, 1)) with optional ``-b<b>`` (Beta(1, b·N): ``-b1`` is Beta(1, 60000))
     and ``-i<alpha>`` (started at alpha), e.g. ``vsc-learned-i0.9``."""
     if name == "vae":
         return {"model": "vae"}
+    if name.startswith("thresholded-"):
+        return {"model": "thresholded", "dead_zone": float(name.split("-")[1])}
     if name.startswith("vsc-learned"):
         settings = {"model": "vsc", "alpha": 0.5, "learn_alpha": True, "alpha_prior_b": 1.0}
         for token in name[len("vsc-learned"):].split("-")[1:]:
@@ -187,8 +218,11 @@ def build(name, latent, args):
     settings = dict(spec(name))
     common = dict(image_shape=(28, 28, 1), latent_dim=latent, likelihood="bernoulli",
                   network_options={"hidden_units": (400,)}, validate_inputs=False)
-    if settings.pop("model") == "vae":
+    kind = settings.pop("model")
+    if kind == "vae":
         return VAE(**common)
+    if kind == "thresholded":
+        return ThresholdedVAE(**settings, **common)
     return VSC(sharpness_start=SHARPNESS, sharpness_end=SHARPNESS, dataset_size=TRAIN_SIZE,
                **settings, **common)
 
@@ -278,9 +312,10 @@ def evaluate(model, name, arrays, args):
     result["repro_classifier_on_mu"] = float(np.mean(accuracies))
     result["repro_classifier_on_mu_seeds"] = accuracies
     # 2./3. our probe on the codes the model gives (VSC: sparse), their sparsity
-    result["probe_accuracy"] = linear_probe_accuracy(model, train_images, train_labels, test_images,
+    codes_of = model.sparse_codes if isinstance(model, ThresholdedVAE) else model
+    result["probe_accuracy"] = linear_probe_accuracy(codes_of, train_images, train_labels, test_images,
                                                      test_labels, num_train=args.probe_train, seed=args.seed)
-    codes = encode_all(model, test_images)
+    codes = encode_all(codes_of, test_images)
     stats = sparsity(codes)
     result.update(nonzero_fraction=stats["nonzero_fraction"], mean_active_dims=stats["mean_active_dims"],
                   dims_used=stats["dims_used"])
@@ -296,7 +331,7 @@ def evaluate(model, name, arrays, args):
         alphas = model.slab_prior_probabilities().numpy()
         result["alpha_j_quantiles"] = [float(q) for q in np.quantile(alphas, [0, 0.5, 0.9, 0.95, 1])]
         result["alpha_j_above_0.5"] = int((alphas > 0.5).sum())
-    else:
+    elif not isinstance(model, ThresholdedVAE):
         kl = kl_per_dimension(model, train_images[:10_000])  # chosen on training images
         order = np.argsort(-kl)
         result["kl_per_dim_sorted"] = [float(v) for v in kl[order]]
@@ -366,11 +401,14 @@ def tables(results, header, seed_runs=None):
     for dataset in DATASETS:
         lines += [f"**{dataset}**", "", "| codes | mean active dims | non-zero | probe % | always-on / used dims "
                   "| test ELBO | their classifier on μ % |", "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
-        names = [f"vsc-{a:g}" for a in fixed_alphas(results, dataset, F)] + learned_names(results, dataset, F)
+        names = ([f"vsc-{a:g}" for a in fixed_alphas(results, dataset, F)] + learned_names(results, dataset, F)
+                 + thresholded_names(results, dataset, F))
         for m in names:
             r = get(key(dataset, m, F))
             if r:
-                label = learned_label(m) if m.startswith("vsc-learned") else f"VSC α = {m[4:]}"
+                label = (learned_label(m) if m.startswith("vsc-learned") else
+                         f"thresholded N(0, 1), λ = {m.split('-')[1]} (prototype)" if m.startswith("thresholded")
+                         else f"VSC α = {m[4:]}")
                 lines.append(f"| {label} | {r['mean_active_dims']:.1f} | {_pct(r['nonzero_fraction'])} % | "
                              f"{_pct(r['probe_accuracy'])} | {r['dims_always_on']} / {r['dims_used']} | "
                              f"{_num(r['test_elbo'])} | {_pct(r['repro_classifier_on_mu'])} |")
@@ -465,6 +503,12 @@ def learned_names(results, dataset, latent):
     return sorted(n for n in _names_at(results, dataset, latent) if n.startswith("vsc-learned"))
 
 
+def thresholded_names(results, dataset, latent):
+    """The thresholded prototypes run at this latent size, by increasing λ."""
+    return sorted((n for n in _names_at(results, dataset, latent) if n.startswith("thresholded-")),
+                  key=lambda n: spec(n)["dead_zone"])
+
+
 def learned_label(name):
     settings = spec(name)
     b = settings["alpha_prior_b"]
@@ -516,6 +560,13 @@ def plot_frontier(results, header, path):
             for a, r in points:
                 ax.annotate(f"α={a:g}", (r["mean_active_dims"], 100 * r["probe_accuracy"]), fontsize=7,
                             xytext=(3, -9), textcoords="offset points")
+        points = [r for r in (results.get(key(dataset, m, F)) for m in thresholded_names(results, dataset, F)) if r]
+        if points:
+            ax.plot([r["mean_active_dims"] for r in points], [100 * r["probe_accuracy"] for r in points],
+                    "v:", color="C2", label="thresholded N(0, 1), λ (prototype)")
+            for m, r in zip(thresholded_names(results, dataset, F), points):
+                ax.annotate(f"λ={spec(m)['dead_zone']:g}", (r["mean_active_dims"], 100 * r["probe_accuracy"]),
+                            fontsize=7, xytext=(3, 4), textcoords="offset points", color="C2")
         for m, style in zip(learned_names(results, dataset, F), "D^vP*"):
             r, label = results.get(key(dataset, m, F)), learned_label(m)
             if r:

@@ -2,15 +2,20 @@
 
 import pytest
 
-from tfvae.files import save_model_atomically, write_text_atomically
+from tfvae.files import _umask, save_model_atomically, write_text_atomically
 
 
 def test_write_text_atomically_replaces_the_content(tmp_path):
     path = tmp_path / "results.json"
     path.write_text("old")
+    path.chmod(0o640)
     write_text_atomically(path, "new")
     assert path.read_text() == "new"
-    assert [p.name for p in tmp_path.iterdir()] == ["results.json"]
+    assert path.stat().st_mode & 0o777 == 0o640  # the file keeps its mode
+    fresh = tmp_path / "fresh.json"
+    write_text_atomically(fresh, "{}")
+    assert fresh.stat().st_mode & 0o777 == 0o666 & ~_umask()  # a new file gets open()'s mode
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fresh.json", "results.json"]
 
 
 def test_a_failed_text_write_keeps_the_old_file(tmp_path):

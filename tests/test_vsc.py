@@ -496,3 +496,35 @@ def test_the_seed_table_averages_over_model_seeds_and_judges_the_mean():
     runs[1]["mnist/vsc-0.01/200"] = result(0.915, 0.77)
     assert "(not met)" in [line for line in study.seed_tables(runs) if line.startswith("| mnist/")][0]
     assert study.seed_tables({0: runs[0]}) == []
+
+
+def test_the_thresholded_prototype_bounds_log_p_x_with_the_threshold_inside_the_decoder(digits, tmp_path):
+    """benchmarks/vsc_study.py's ThresholdedVAE: its ELBO is E_q[log p(x | h_λ(s))] − KL(q ‖ N(0, I)),
+    computed here by hand (numpy soft threshold, the decoder network, a Bernoulli log-density); its
+    sparse code is h_λ(μ); the threshold survives save and load."""
+    study = _vsc_study()
+    images, _ = digits
+    keras.utils.set_random_seed(3)
+    model = study.ThresholdedVAE(image_shape=(8, 8, 1), latent_dim=5, dead_zone=0.5,
+                                 network_options={"hidden_units": (16,)})
+    x = images[:3]
+    mu, log_var = np.split(model.encoder(x).numpy().astype(np.float64), 2, axis=-1)
+    n = 4000
+    s = mu + np.exp(0.5 * log_var) * np.random.default_rng(0).normal(size=(n,) + mu.shape)
+    z = np.sign(s) * np.maximum(np.abs(s) - 0.5, 0.0)
+    logits = model.decoder(z.reshape(-1, 5).astype(np.float32)).numpy().reshape(n, 3, -1).astype(np.float64)
+    flat = x.reshape(3, -1).astype(np.float64)
+    reconstruction = (flat * logits - np.logaddexp(0.0, logits)).sum(-1)
+    kl = 0.5 * (mu ** 2 + np.exp(log_var) - 1.0 - log_var).sum(-1)
+    by_hand = reconstruction.mean(0) - kl
+    q = model.posterior(x)
+    ours = model.likelihood(q.sample(n, seed=(4, 5))).log_prob(x).numpy()
+    stderr = np.hypot(reconstruction.std(0), ours.std(0)) / np.sqrt(n)
+    assert np.all(np.abs(ours.mean(0) - kl - by_hand) < 5 * stderr), (ours.mean(0) - kl, by_hand)
+    codes = model.sparse_codes(x).numpy()
+    np.testing.assert_allclose(codes, np.where(np.abs(mu) > 0.5, mu - 0.5 * np.sign(mu), 0.0), atol=1e-5)
+    assert np.all(codes[np.abs(mu) <= 0.5] == 0)
+    model.save(tmp_path / "thresholded.keras")
+    loaded = keras.models.load_model(tmp_path / "thresholded.keras")
+    assert loaded.dead_zone == 0.5
+    np.testing.assert_allclose(loaded.sparse_codes(x), codes, rtol=1e-6)
