@@ -169,6 +169,9 @@ def parse_args(argv=None):
                         help="run just these jobs, e.g. mnist/vsc-learned/200")
     parser.add_argument("--max-jobs", type=int, default=None, help="stop after this many new jobs")
     parser.add_argument("--report-only", action="store_true", help="tables and figures from results.json")
+    parser.add_argument("--gate-sweep", action="store_true",
+                        help="read the saved fixed-alpha VSC codes at the frontier latent with stricter gates "
+                             "(gate_sweep.json), then report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=pathlib.Path,
                         default=pathlib.Path(__file__).resolve().parent / "out" / "vsc_study")
@@ -346,6 +349,55 @@ def evaluate(model, name, arrays, args):
     return result
 
 
+GATE_THRESHOLDS = (0.5, 0.55, 0.6, 0.7, 0.9)
+
+
+def gate_sweep(results, args):
+    """Every saved fixed-α VSC model at the frontier latent, its codes read with stricter gates:
+    exact zeros where γ < t for each t in :data:`GATE_THRESHOLDS` (VSC's ``threshold`` option; 0.5
+    is the default). It tells confident entries (γ near 1) from dimensions the model left at the
+    prior, whose γ sits near α: at α = 0.5, on both sides of the default gate. Returns
+    ``{key: {"gamma_quantiles": [...], "by_threshold": {t: {mean_active_dims, probe_accuracy}}}}``."""
+    sweep, arrays = {}, {}
+    for label in results:
+        dataset, name, latent = label.split("/")
+        if int(latent) != args.frontier_latent or not name.startswith("vsc-") or name.startswith("vsc-learned"):
+            continue
+        if dataset not in arrays:
+            arrays[dataset] = load_arrays(dataset, args)
+        train_images, train_labels, test_images, test_labels = arrays[dataset]
+        model = keras.saving.load_model(args.out / f"{dataset}-{name}-{latent}.keras")
+        gammas = np.concatenate([model.slab_probabilities(b).numpy() for b in np.array_split(test_images, 20)])
+        rows = {}
+        for threshold in GATE_THRESHOLDS:
+            model.threshold = threshold  # what encode() reads
+            rows[str(threshold)] = dict(
+                mean_active_dims=sparsity(encode_all(model, test_images))["mean_active_dims"],
+                probe_accuracy=linear_probe_accuracy(model, train_images, train_labels, test_images, test_labels,
+                                                     num_train=args.probe_train, seed=args.seed, verbose=0))
+        sweep[label] = dict(gamma_quantiles=[float(q) for q in np.quantile(gammas, [0.1, 0.5, 0.9, 0.99])],
+                            by_threshold=rows)
+        print(f"[{label}] gate sweep " + "  ".join(f"γ≥{t}: {r['mean_active_dims']:.1f} active, "
+                                                  f"{_pct(r['probe_accuracy'])} %" for t, r in rows.items()), flush=True)
+    return sweep
+
+
+def gate_sweep_table(sweep):
+    if not sweep:
+        return []
+    lines = ["### Stricter gates on the same codes", "",
+             "The saved fixed-α VSC models, their sparse codes with exact zeros where γ < t (VSC's `threshold`; "
+             "0.5 by default): mean active entries per test image and our probe. γ quantiles (10, 50, 90, 99 %) "
+             "over all test entries.", "",
+             "| model | γ quantiles | " + " | ".join(f"γ ≥ {t}: active, probe %" for t in GATE_THRESHOLDS) + " |",
+             "| --- | --- |" + " ---: |" * len(GATE_THRESHOLDS)]
+    for label, entry in sweep.items():
+        cells = [f"{r['mean_active_dims']:.1f}, {_pct(r['probe_accuracy'])}" for r in entry["by_threshold"].values()]
+        lines.append(f"| {label} | {', '.join(f'{q:.2f}' for q in entry['gamma_quantiles'])} | "
+                     + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def load_arrays(dataset, args):
     train_images, train_labels = tfvae.data.load_arrays(dataset, "train", limit=args.train_limit)
     test_images, test_labels = tfvae.data.load_arrays(dataset, "test")
@@ -368,7 +420,7 @@ def _num(value):
     return "-" if value is None else f"{value:.1f}"
 
 
-def tables(results, header, seed_runs=None):
+def tables(results, header, seed_runs=None, sweep=None):
     get, F = results.get, header["frontier_latent"]
     lines = [f"Command: `{header['command']}`; started {header['started']}; machine {header['machine']}; "
              f"load average at start {header['load_average']}. Per model: training seconds and the "
@@ -451,6 +503,7 @@ def tables(results, header, seed_runs=None):
             lines.append(f"| {m} | " + " | ".join(_num(get(key(dataset, m, lat), {}).get("test_elbo"))
                                                  for lat in latents) + " |")
         lines.append("")
+    lines += gate_sweep_table(sweep or {})
     if seed_runs:
         lines += seed_tables(seed_runs)
     return "\n".join(lines)
@@ -634,7 +687,9 @@ def load_seed_runs(results, args):
 
 
 def report(results, header, args):
-    text = tables(results, header, load_seed_runs(results, args) if args.seed_runs else None)
+    sweep_path = args.out / "gate_sweep.json"
+    sweep = json.loads(sweep_path.read_text()) if sweep_path.exists() else None
+    text = tables(results, header, load_seed_runs(results, args) if args.seed_runs else None, sweep)
     (args.out / "tables.md").write_text(text + "\n")
     paths = [plot_frontier(results, header, args.out / "frontier.png"),
              plot_elbo(results, header, args.out / "elbo_vs_latent.png"),
@@ -666,7 +721,9 @@ def main(argv=None):
         write_text_atomically(results_path, json.dumps(dict(header=header, plan_settings=_settings(args),
                                                 results=results), indent=1))
 
-    if not args.report_only:
+    if args.gate_sweep:
+        write_text_atomically(args.out / "gate_sweep.json", json.dumps(gate_sweep(results, args), indent=1))
+    elif not args.report_only:
         arrays, done = {}, 0
         for dataset, name, latent in args.jobs:
             label = key(dataset, name, latent)

@@ -477,6 +477,19 @@ def test_the_vsc_study_quick_mode_runs_every_part(data_dir, tmp_path):
                for name in ("frontier.png", "elbo_vs_latent.png", "reproduction.png"))
     # resuming runs nothing new
     assert study.main(["--quick", "--out", str(tmp_path), "--report-only"]) == 0
+    # the gate sweep reads the saved VSC codes with stricter gates: its counts are those of γ ≥ t
+    assert study.main(["--quick", "--out", str(tmp_path), "--gate-sweep"]) == 0
+    sweep = json.loads((tmp_path / "gate_sweep.json").read_text())
+    assert set(sweep) == {"mnist/vsc-0.01/8"}
+    model = keras.models.load_model(tmp_path / "mnist-vsc-0.01-8.keras")
+    test_images = study.load_arrays("mnist", study.parse_args(["--quick"]))[2]
+    gammas = np.concatenate([model.slab_probabilities(b).numpy() for b in np.array_split(test_images, 4)])
+    for threshold, row in sweep["mnist/vsc-0.01/8"]["by_threshold"].items():
+        expected = (gammas >= float(threshold)).sum(axis=1).mean()
+        assert abs(row["mean_active_dims"] - expected) < 1e-6 and 0 <= row["probe_accuracy"] <= 1
+    assert sweep["mnist/vsc-0.01/8"]["by_threshold"]["0.5"]["mean_active_dims"] == pytest.approx(
+        results["mnist/vsc-0.01/8"]["mean_active_dims"])
+    assert "Stricter gates" in (tmp_path / "tables.md").read_text()
 
 
 def test_the_seed_table_averages_over_model_seeds_and_judges_the_mean():
