@@ -24,18 +24,27 @@ every way the four parts need:
 
 Plans (``--plan``): ``default`` (MNIST and Fashion-MNIST; VAE and VSC α = 0.01 at latent 8, 48,
 96, 200; VSC α = 0.05, 0.2, 0.5 and learned α (flat and Beta(1, N) hyperpriors) at 200: 26
-models; about 60 minutes on two idle cores, ~100 s of training and ~40 s of evaluation per
-model, and 2-4 times that on a loaded machine: see results_vsc.md), ``full`` (adds latent 20 and 400 for the VAE
-and VSC α = 0.01, 0.2, 0.5, and α = 0.2 / 0.5 at 8, 48, 96: 54 models), ``quick`` (a smoke
-run: MNIST, latent 8, 60 steps without XLA, small probes; the frontier at latent 8). Jobs run in the
-order of the plan, most important first, and ``results.json`` is rewritten after each one and
-read back on start, so an interrupted run resumes; ``--report-only`` redraws the tables and
-figures from it.
+models), ``full`` (adds latent 20 and 400 for the VAE and VSC α = 0.01, 0.2, 0.5, and α = 0.2 /
+0.5 at 8, 48, 96: 54 models), ``quick`` (a smoke run: MNIST, latent 8, 60 steps without XLA,
+small probes; the frontier at latent 8). The default plan takes about 75 minutes on two idle
+cores: its 26 models' measured training times add up to 70 minutes (one core's worth each: the
+batch-32 step keeps one core busy, so wall time equals CPU time on an idle machine), plus 10-30
+s of evaluation per model (results_vsc.md; not timed as one uninterrupted run). Jobs run in the
+order of the plan, most important first, and ``results.json`` is rewritten (atomically) after
+each one and read back on start, so an interrupted run resumes; ``--report-only`` redraws the
+tables and figures from it.
+
+Beyond the plans, ``--only`` runs named jobs: ``vsc-<alpha>``, ``vsc-learned[-b<b>][-i<alpha>]``
+and ``thresholded-<λ>`` (:class:`ThresholdedVAE`, a prototype tried for part 3). ``--seed-runs``
+adds a table of the models trained under other ``--seed`` values (each in its own ``--out``);
+``--gate-sweep`` reads the saved fixed-α VSC codes with stricter gates.
 
     python benchmarks/vsc_study.py                          # default plan
     python benchmarks/vsc_study.py --plan full
     python benchmarks/vsc_study.py --quick
     python benchmarks/vsc_study.py --report-only
+    python benchmarks/vsc_study.py --seed 1 --out benchmarks/out/vsc_study_seed1 --only mnist/vsc-0.01/200
+    python benchmarks/vsc_study.py --report-only --seed-runs benchmarks/out/vsc_study_seed1
 
 Writes to ``--out`` (default benchmarks/out/vsc_study/): ``results.json``, ``tables.md``,
 ``frontier.png``, ``elbo_vs_latent.png``, ``reproduction.png`` and the ``.keras`` models.
