@@ -521,7 +521,8 @@ def tables(results, header, seed_runs=None, sweep=None):
 def seed_tables(runs):
     """Models trained under several seeds (``{seed: results}``): each seed's figures and their mean,
     and part 1's target on the mean over model seeds."""
-    keys = [k for k in runs[min(runs)] if sum(k in r for r in runs.values()) > 1]
+    every = dict.fromkeys(k for results in runs.values() for k in results)  # in order of first appearance
+    keys = [k for k in every if sum(k in results for results in runs.values()) > 1]
     if not keys:
         return []
     seeds = sorted(runs)
@@ -727,8 +728,8 @@ def main(argv=None):
         tensorflow=tf.__version__, frontier_latent=args.frontier_latent)
 
     def save():
-        write_text_atomically(results_path, json.dumps(dict(header=header, plan_settings=_settings(args),
-                                                results=results), indent=1))
+        write_text_atomically(results_path, json.dumps(
+            dict(header=header, plan_settings=_settings(args), results=results), indent=1))
 
     if args.gate_sweep:
         write_text_atomically(args.out / "gate_sweep.json", json.dumps(gate_sweep(results, args), indent=1))
