@@ -26,10 +26,9 @@ Plans (``--plan``): ``default`` (MNIST and Fashion-MNIST; VAE and VSC α = 0.01 
 96, 200; VSC α = 0.05, 0.2, 0.5 and learned α (flat and Beta(1, N) hyperpriors) at 200: 26
 models), ``full`` (adds latent 20 and 400 for the VAE and VSC α = 0.01, 0.2, 0.5, and α = 0.2 /
 0.5 at 8, 48, 96: 54 models), ``quick`` (a smoke run: MNIST, latent 8, 60 steps without XLA,
-small probes; the frontier at latent 8). The default plan takes about 75 minutes on two idle
-cores: its 26 models' measured training times add up to 70 minutes (one core's worth each: the
-batch-32 step keeps one core busy, so wall time equals CPU time on an idle machine), plus 10-30
-s of evaluation per model (results_vsc.md; not timed as one uninterrupted run). Jobs run in the
+small probes; the frontier at latent 8). The default plan ran in 55 minutes on two idle cores
+(2026-12-01, results_vsc.md; 66-162 s of training per model, the batch-32 step keeps about one
+core busy). Jobs run in the
 order of the plan, most important first, and ``results.json`` is rewritten (atomically) after
 each one and read back on start, so an interrupted run resumes; ``--report-only`` redraws the
 tables and figures from it.
