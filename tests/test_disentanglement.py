@@ -411,20 +411,25 @@ def test_hand_made_image_encoder_on_shapes2d():
 def test_models_and_the_evaluator(tmp_path):
     import keras
 
-    from tfvae.evaluation import evaluate_model
+    from tfvae.evaluation import budget, evaluate_model
     from tfvae.models import VAE
 
     keras.utils.set_random_seed(0)
     model = VAE(image_shape=(64, 64, 1), latent_dim=3, network_options={"hidden_units": (8,)})
     model.compile(optimizer="adam")
-    test = data.load("shapes2d", "test", batch_size=50, limit=100)
-    metrics = evaluate_model(model, test, dataset="shapes2d", log_likelihood_samples=0,
-                             disentanglement_scale=0.005)
+    shapes = data.open_source("shapes2d")       # a source of known factors: the metrics apply
+    plan = budget.full_plan(test_images=100, log_likelihood_samples=0, disentanglement_scale=0.005)
+    metrics = evaluate_model(model, shapes, plan=plan)
     for key in ("beta_vae_score", "factor_vae_score", "mig"):
         assert 0.0 <= metrics[key] <= 1.0
-    assert metrics["disentanglement_scale"] == 0.005
-    assert "mig" not in evaluate_model(model, test, dataset="shapes2d", log_likelihood_samples=0,
-                                       disentanglement_scale=0)
+        assert 0.0 < metrics[f"{key}_se"] < 0.5
+    assert metrics["disentanglement_scale"] == 0.005 and metrics["test_examples"] == 100
+    assert metrics["beta_vae_points"] == metrics["factor_vae_points"] == 25 and metrics["mig_images"] == 10_000
+    plan = budget.full_plan(test_images=100, log_likelihood_samples=0, disentanglement_scale=0)
+    assert "mig" not in evaluate_model(model, shapes, plan=plan)
+    # bare data (no source) carry no factors: no disentanglement metrics, whatever the scale
+    assert "mig" not in evaluate_model(model, data.load("shapes2d", "test", batch_size=50, limit=100),
+                                       log_likelihood_samples=0, disentanglement_scale=0.005)
     with pytest.raises(ValueError, match=r"takes images of shape \(64, 64, 1\).*\(32, 32, 1\)"):
         dis.beta_vae_score(model, data.factors("shapes2d", image_size=32))
 
@@ -481,7 +486,7 @@ def test_cli_reports_disentanglement_for_shapes2d_runs(tmp_path, capsys):
     assert cli.main(["plot", str(out), "--traversals"]) == 0
     assert (out / "traversals.png").is_file()
     assert cli.main(["evaluate", str(out), "--disentanglement-scale", "-1"]) == 2
-    assert "--disentanglement-scale must be a number >= 0" in capsys.readouterr().err
+    assert "--disentanglement-scale must be a finite number >= 0" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------ bad input

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfvae import cli, models
+from tfvae import cli, models, run
 
 #: a valid non-default value for every declared option (a new option must be added here)
 NON_DEFAULT = {
@@ -120,13 +120,13 @@ def test_bad_option_values_name_the_option(name, value, message):
 
 
 def test_cli_flags_are_exactly_the_declared_options():
-    flags = cli.model_flags()
+    settings = run.model_settings()
     for model_name, cls in models.REGISTRY.items():
         for name, option in cls.declared_options().items():
             flag = option.cli_flag(name)
             if flag is not None:
-                assert model_name in flags[flag]["models"], (model_name, flag)
-    parser = cli._parser()
+                assert model_name in settings[flag.replace("-", "_")].models, (model_name, flag)
+    parser = cli._parser(with_model_flags=True)
     train = parser._subparsers._group_actions[0].choices["train"]
-    for flag in flags:
-        assert f"--{flag}" in train._option_string_actions
+    for name in list(settings) + list(run.SETTINGS) + list(run.EVALUATION_SETTINGS):
+        assert "--" + name.replace("_", "-") in train._option_string_actions

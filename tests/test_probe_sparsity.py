@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import tfvae.data
 from tfvae import evaluation
 from tfvae.evaluation import code_sparsity, linear_probe_accuracy, sparsity
 from tfvae.models import VAE, VSC
@@ -132,9 +133,9 @@ def test_evaluate_model_reports_probe_and_sparsity_for_vsc(digits):
     model = VSC(image_shape=(8, 8, 1), latent_dim=6, alpha=0.2,
                 network_options={"hidden_units": (16,)})
     model.compile(optimizer="adam")
-    data = tf.data.Dataset.from_tensor_slices((images[1500:], labels[1500:])).batch(100)
-    metrics = evaluation.evaluate_model(model, data, dataset="digits", log_likelihood_samples=0)
-    assert metrics["probe_train"] == 1500
+    source = tfvae.data.open_source("digits", binarize="none")   # the grey images, labelled
+    metrics = evaluation.evaluate_model(model, source, log_likelihood_samples=0)
+    assert metrics["probe_train"] == 1500 and metrics["probe_test"] == 297
     train_images, train_labels = images[:1500], labels[:1500]
     assert metrics["probe_accuracy"] == pytest.approx(linear_probe_accuracy(
         model, train_images, train_labels, images[1500:], labels[1500:], num_train=1500))

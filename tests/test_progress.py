@@ -8,7 +8,6 @@ import re
 import numpy as np
 import pytest
 
-import tfvae.data
 from tfvae import cli, progress
 from tfvae.evaluation import disentanglement as dis
 from tfvae.evaluation import report
@@ -101,10 +100,10 @@ def test_disentanglement_metrics_show_progress_over_the_images_encoded(monkeypat
     # the evaluator passes options["verbose"] on, and evaluate_model resolves "auto" for it
     seen = []
     monkeypatch.setattr(dis, "disentanglement_scores", lambda *args, **kwargs: seen.append(kwargs) or {})
-    monkeypatch.setattr(tfvae.data, "factors", lambda *args, **kwargs: data)
+    source = type("Source", (), {"factors": lambda self: data})()
     model = type("Encoder", (), {"encode": lambda self, x: x})()
-    dis.disentanglement_metrics(model, {"dataset": "shapes2d", "options": {"verbose": 0}})
-    dis.disentanglement_metrics(model, {"dataset": "shapes2d", "options": {}})
+    dis.disentanglement_metrics(model, {"source": source, "options": {"verbose": 0}})
+    dis.disentanglement_metrics(model, {"source": source, "options": {}})
     assert seen[0]["verbose"] == 0 and "verbose" not in seen[1]
     options = []
     monkeypatch.setattr(report, "EVALUATORS", [lambda model, context: options.append(context["options"]) or {}])
@@ -164,17 +163,18 @@ def test_evaluate_shows_progress_unless_quiet(tmp_path, tiny_model, capsys, monk
     model = tiny_model(VAE, latent_dim=2)
     model.compile(optimizer="adam")                              # as tfvae train saves it
     model.save(run / "model.keras")
-    settings = dict(cli.DEFAULTS, dataset="digits", latent_dim=2)
+    settings = dict(dataset="digits", latent_dim=2)
     (run / "config.json").write_text(json.dumps({"tfvae": "run", "settings": settings}))
     # the 1500 training digits: three batches of 500, so progress lines with the time left
-    argv = ["evaluate", str(run), "--split", "train", "--log-likelihood-samples", "3"]
+    argv = ["evaluate", str(run), "--split", "train", "--log-likelihood-samples", "3", "--evaluation", "full"]
     assert cli.main(argv + ["--quiet"]) == 0
-    quiet = json.loads(capsys.readouterr().out)                 # the JSON and nothing else
-    assert quiet["log_likelihood_samples"] == 3
+    quiet = capsys.readouterr()
+    assert json.loads(quiet.out)["log_likelihood_samples"] == 3   # stdout: the JSON and nothing else
+    assert quiet.err == ""
     monkeypatch.setattr(report, "EVALUATORS", [log_likelihood_metrics])  # the stage that shows progress, alone
     assert cli.main(argv) == 0
-    out = capsys.readouterr().out
-    lines = out[:out.index("{")].splitlines()
+    shown = capsys.readouterr()
+    lines = shown.err.splitlines()                               # progress: stderr
     assert [LINE.match(line).group(2, 3, 4) for line in lines[:-1]] == [("1", "3", "batches"), ("2", "3", "batches")]
-    assert lines[-1].startswith("log_likelihood: 1500 examples in"), out
-    assert json.loads(out[out.index("{"):])["test_log_likelihood"] == pytest.approx(quiet["test_log_likelihood"])
+    assert lines[-1].startswith("log_likelihood: 1500 examples in"), shown.err
+    assert json.loads(shown.out)["test_log_likelihood"] == pytest.approx(json.loads(quiet.out)["test_log_likelihood"])

@@ -8,6 +8,10 @@ reject bad arguments before TensorFlow starts::
     model = tfvae.models.VAE(image_shape=(8, 8, 1), latent_dim=8)
     model.compile(optimizer="adam")
     model.fit(train, epochs=5)
+
+or the whole run (data, model, training, evaluation, run directory) in one call::
+
+    run = tfvae.run.train(model="beta-vae", beta=4.0, dataset="digits", epochs=5)
 """
 
 import importlib
@@ -25,6 +29,7 @@ _SUBMODULES = (
     "plots",
     "export",
     "files",
+    "run",
     "cli",
 )
 

@@ -36,6 +36,10 @@ damaged files :class:`CorruptDataError`.
 Your own data (``.npy``, ``.npz``, ``.csv``, ``.tsv``, a folder of images): :func:`load_file`
 returns a :class:`UserData` with train/validation pipelines (:mod:`tfvae.data.user`).
 
+What a run trains and evaluates on, whatever the kind: :func:`open_source` gives a
+:class:`Source` (pipelines, arrays, labels, factors, default likelihood, standardisation;
+:mod:`tfvae.data.source`).
+
 Example:
   >>> train = tfvae.data.load("mnist", "train", batch_size=100, shuffle=True, seed=0,
   ...                         binarize="dynamic")
@@ -54,6 +58,7 @@ from tfvae.data.ground_truth import FactorDataset
 from tfvae.data.shapes2d import Shapes2D
 from tfvae.data.pipeline import BINARIZE_MODES
 from tfvae.data.user import Standardization, UserData, load_file
+from tfvae.data.source import CatalogSource, FileSource, Source, open_source
 
 
 def available():
@@ -189,3 +194,4 @@ __all__ = ["BINARIZE_MODES", "CorruptDataError", "DATASETS", "DataNotFoundError"
            "available", "info", "load", "load_arrays"]
 __all__ += ["DSprites", "FactorDataset", "Shapes2D", "factors"]
 __all__ += ["Standardization", "UserData", "load_file"]
+__all__ += ["CatalogSource", "FileSource", "Source", "open_source"]

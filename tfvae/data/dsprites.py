@@ -109,7 +109,7 @@ def load_dsprites(data_dir=None, factor_sizes=FACTOR_SIZES):
         return found
     raise DataNotFoundError(
         "no 'dsprites' data found. Looked in:\n  - " + "\n  - ".join(looked)
-        + f"\nTo provide it:\n  - set {sources.DATA_DIR_ENV} (or pass data_dir=) to a folder holding "
+        + f"\nTo provide it:\n  - set {sources.DATA_DIR_ENV} (or pass --data-dir to the tfvae command, data_dir= in Python) to a folder holding "
         f"{DSPRITES_FOLDER}/{DSPRITES_FILE} (from https://github.com/deepmind/dsprites-dataset)"
         f"\n  - or, with network access, let tensorflow-datasets download {DSPRITES_TFDS!r}"
         "\n  - or use the generated 'shapes2d', which has the same factor grid")

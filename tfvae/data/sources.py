@@ -97,7 +97,7 @@ def find_files(folder, filenames, data_dir=None, system_folders=(), looked=None)
 def _not_found_message(spec, split, looked):
     name = spec.info.name
     wanted = ", ".join(spec.files[split])
-    hints = [f"set {DATA_DIR_ENV} (or pass data_dir=) to a folder holding {spec.folder}/ with "
+    hints = [f"set {DATA_DIR_ENV} (or pass --data-dir to the tfvae command, data_dir= in Python) to a folder holding {spec.folder}/ with "
              f"{wanted}"]
     if spec.system_folders:
         hints.append("install Debian's dataset-fashion-mnist package (apt-get install "

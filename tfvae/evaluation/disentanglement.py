@@ -221,7 +221,8 @@ def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bi
       num_bins: histogram bins per code dimension (>= 2).
       seed: seed of the factor draws.
       return_details: also return a dict with ``mutual_information`` (``[latent, factors]``,
-        nats), ``factor_entropy`` (``[factors]``, nats) and ``gaps`` (``[factors]``).
+        nats), ``factor_entropy`` (``[factors]``, nats), ``gaps`` (``[factors]``) and
+        ``standard_error`` (MIG's, from 20 bootstrap resamples of the images).
       verbose: progress over the ``num_train`` images encoded (:mod:`tfvae.progress`; 0 silent).
 
     Returns:
@@ -251,13 +252,33 @@ def mutual_information_gap(model_or_encode_fn, dataset, num_train=10_000, num_bi
         constant = [n for n, h in zip(dataset.factor_names, entropy) if h <= 0]
         raise ValueError(f"mutual_information_gap: factor(s) {constant} took a single value in "
                          f"{num_train} draws; raise num_train")
-    ranked = np.sort(information, axis=0)[::-1]
-    gaps = (ranked[0] - ranked[1]) / entropy
-    score = float(np.mean(gaps))
+    score, gaps = _gap(information, entropy)
     shown.finish()
     if return_details:
-        return score, {"mutual_information": information, "factor_entropy": entropy, "gaps": gaps}
+        return score, {"mutual_information": information, "factor_entropy": entropy, "gaps": gaps,
+                       "standard_error": _bootstrap_standard_error(discrete, factors, rng)}
     return score
+
+
+def _gap(information, entropy):
+    ranked = np.sort(information, axis=0)[::-1]
+    gaps = (ranked[0] - ranked[1]) / entropy
+    return float(np.mean(gaps)), gaps
+
+
+def _bootstrap_standard_error(discrete, factors, rng, num_resamples=20):
+    """MIG's standard error over the images drawn: the spread of MIG over ``num_resamples``
+    bootstrap resamples of the (code bins, factors) pairs, the histogram bins held fixed."""
+    values = []
+    for _ in range(num_resamples):
+        rows = rng.integers(0, len(factors), len(factors))
+        sample = factors[rows]
+        information = np.array([[mutual_info_score(factor, dimension[rows]) for factor in sample.T]
+                                for dimension in discrete])
+        entropy = np.array([mutual_info_score(factor, factor) for factor in sample.T])
+        if np.all(entropy > 0):
+            values.append(_gap(information, entropy)[0])
+    return float(np.std(values, ddof=1)) if len(values) > 1 else float("nan")
 
 
 def _histogram_bins(values, num_bins):
@@ -267,11 +288,14 @@ def _histogram_bins(values, num_bins):
     return np.digitize(values, edges[:-1])
 
 
-def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0, verbose="auto"):
+def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0, verbose="auto",
+                           return_standard_errors=False):
     """All three metrics at disentanglement_lib's settings, every sample count multiplied by
     ``scale`` (e.g. 0.1 for a tenth of the cost), except that MIG never gets fewer than
     ``MIG_MIN_TRAIN`` = 10,000 images: ``{"beta_vae_score", "factor_vae_score", "mig"}``.
-    ``verbose`` (:mod:`tfvae.progress`) goes to each metric.
+    ``verbose`` (:mod:`tfvae.progress`) goes to each metric. With ``return_standard_errors`` the
+    dict also holds each score's standard error (``*_se``: binomial for the two accuracies,
+    bootstrap over the images for MIG) and the points and images each score used.
 
     Example:
       >>> disentanglement_scores(model, "shapes2d", scale=0.2)
@@ -285,14 +309,23 @@ def disentanglement_scores(model_or_encode_fn, dataset, scale=1.0, seed=0, verbo
         return {k: (max(2, int(round(v * scale))) if k in SAMPLE_COUNTS else v)
                 for k, v in settings.items()}
 
+    beta_settings, factor_settings = scaled(BETA_VAE_DEFAULTS), scaled(FACTOR_VAE_DEFAULTS)
     mig_settings = scaled(MIG_DEFAULTS)
     mig_settings["num_train"] = max(MIG_MIN_TRAIN, mig_settings["num_train"])
-    return {
-        "beta_vae_score": beta_vae_score(encode, dataset, seed=seed, verbose=verbose, **scaled(BETA_VAE_DEFAULTS)),
-        "factor_vae_score": factor_vae_score(encode, dataset, seed=seed, verbose=verbose,
-                                             **scaled(FACTOR_VAE_DEFAULTS)),
-        "mig": mutual_information_gap(encode, dataset, seed=seed, verbose=verbose, **mig_settings),
+    scores = {
+        "beta_vae_score": beta_vae_score(encode, dataset, seed=seed, verbose=verbose, **beta_settings),
+        "factor_vae_score": factor_vae_score(encode, dataset, seed=seed, verbose=verbose, **factor_settings),
     }
+    scores["mig"], details = mutual_information_gap(encode, dataset, seed=seed, verbose=verbose,
+                                                    return_details=True, **mig_settings)
+    if not return_standard_errors:
+        return scores
+    # the two scores are accuracies on num_eval held-out points: binomial standard errors
+    errors = {f"{name}_se": float(np.sqrt(scores[name] * (1 - scores[name]) / settings["num_eval"]))
+              for name, settings in (("beta_vae_score", beta_settings), ("factor_vae_score", factor_settings))}
+    counts = {"beta_vae_points": beta_settings["num_eval"], "factor_vae_points": factor_settings["num_eval"],
+              "mig_images": mig_settings["num_train"]}
+    return dict(scores, mig_se=details["standard_error"], **errors, **counts)
 
 
 # ---------------------------------------------------------------------------------- helpers
@@ -368,23 +401,19 @@ __all__ = ["BETA_VAE_DEFAULTS", "FACTOR_VAE_DEFAULTS", "MIG_DEFAULTS", "MIG_MIN_
 
 def disentanglement_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``beta_vae_score``,
-    ``factor_vae_score`` and ``mig`` when the run's data set has ground-truth factors
-    (``shapes2d``, ``dsprites``), at ``options["disentanglement_scale"]`` times
+    ``factor_vae_score`` and ``mig`` with their standard errors when the run's source has
+    ground-truth factors (``shapes2d``, ``dsprites``), at ``options["disentanglement_scale"]`` times
     disentanglement_lib's sample counts (default 1; 0 skips them; MIG at least 10,000 images),
     with progress by ``options["verbose"]`` when given (:mod:`tfvae.progress`)."""
-    dataset = context.get("dataset")
+    source = context.get("source")
     scale = context.get("options", {}).get("disentanglement_scale")
     scale = 1.0 if scale is None else scale
-    if not scale or not hasattr(model, "encode") or not isinstance(dataset, str):
+    factor_data = source.factors() if source is not None and scale else None
+    if factor_data is None or not hasattr(model, "encode"):
         return {}
-    from tfvae import data
-
-    if dataset not in data.DATASETS or not data.info(dataset).factor_names:
-        return {}
-    factor_data = data.factors(dataset, data_dir=context.get("data_dir"))
     verbose = context.get("options", {}).get("verbose")
     extra = {} if verbose is None else {"verbose": verbose}
-    scores = disentanglement_scores(model, factor_data, scale=scale, **extra)
+    scores = disentanglement_scores(model, factor_data, scale=scale, return_standard_errors=True, **extra)
     return dict(scores, disentanglement_scale=float(scale))
 
 

@@ -162,7 +162,8 @@ def _checked_images(shape, images):
 def log_likelihood_metrics(model, context):
     """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``test_log_likelihood`` and its
     standard error for every probabilistic model, with K = ``options["log_likelihood_samples"]``
-    (default 5000; 0 skips it) and ``options["verbose"]`` when given."""
+    (default 5000; 0 skips it) on the first ``options["log_likelihood_images"]`` test examples
+    (default all), and ``options["verbose"]`` when given."""
     if not estimators.is_supported(model):
         return {}
     options = context.get("options", {})
@@ -170,10 +171,14 @@ def log_likelihood_metrics(model, context):
     num_samples = DEFAULT_NUM_SAMPLES if num_samples is None else num_samples
     if num_samples == 0:
         return {}
+    data = context["test_data"]
+    if options.get("log_likelihood_images") is not None:
+        data = data.unbatch().take(options["log_likelihood_images"]).batch(DEFAULT_BATCH_SIZE)
     extra = {} if options.get("verbose") is None else {"verbose": options["verbose"]}
-    mean, standard_error = log_likelihood(model, context["test_data"], num_samples=num_samples, **extra)
+    mean, standard_error, per_example = log_likelihood(model, data, num_samples=num_samples,
+                                                       return_per_example=True, **extra)
     return {"test_log_likelihood": mean, "test_log_likelihood_se": standard_error,
-            "log_likelihood_samples": int(num_samples)}
+            "log_likelihood_samples": int(num_samples), "log_likelihood_images": int(len(per_example))}
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SIZE", "DEFAULT_NUM_SAMPLES", "log_likelihood",

@@ -90,30 +90,30 @@ def _labels(name, labels):
 
 
 def probe_metrics(model, context):
-    """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``probe_accuracy`` of models with
-    sparse codes (VSC), for labelled data sets known by name, with
-    ``min(options["probe_train"] (default 5000), training set size)`` labelled training images;
-    ``probe_train=0`` skips it. Progress by ``options["verbose"]`` when given."""
-    dataset = context.get("dataset")
+    """Evaluator for :data:`tfvae.evaluation.report.EVALUATORS`: ``probe_accuracy`` (and its
+    binomial standard error) of every model with codes, on labelled data (a source with labels),
+    fitted on ``min(options["probe_train"] (default 5000), training set size)`` labelled training
+    examples and tested on the test data; ``probe_train=0`` skips it. Progress by
+    ``options["verbose"]`` when given."""
+    source = context.get("source")
     options = context.get("options", {})
     num_train = options.get("probe_train", DEFAULT_NUM_TRAIN)
-    if not model.has_sparse_codes() or dataset is None or not num_train:
+    codes = model.is_probabilistic() or model.has_sparse_codes()
+    if not codes or source is None or source.num_classes is None or not num_train:
         return {}
-    from tfvae import data
-
-    train_images, train_labels = data.load_arrays(dataset, "train", data_dir=context.get("data_dir"))
-    if np.any(train_labels < 0):  # unlabelled (binarized_mnist)
-        return {}
+    train_images, train_labels = source.arrays("train", limit=int(num_train))
     test_images, test_labels = [], []
     for images, labels in context["test_data"]:
         test_images.append(images.numpy())
         test_labels.append(labels.numpy())
-    num_train = min(int(num_train), len(train_images))
-    accuracy = linear_probe_accuracy(model, train_images, train_labels,
-                                     np.concatenate(test_images), np.concatenate(test_labels),
-                                     num_train=num_train,
+    test_labels = np.concatenate(test_labels)
+    if len(np.unique(train_labels)) < 2:
+        return {}
+    accuracy = linear_probe_accuracy(model, train_images, train_labels, np.concatenate(test_images), test_labels,
+                                     num_train=len(train_images),
                                      **({} if options.get("verbose") is None else {"verbose": options["verbose"]}))
-    return {"probe_accuracy": accuracy, "probe_train": num_train}
+    return {"probe_accuracy": accuracy, "probe_accuracy_se": float(np.sqrt(accuracy * (1 - accuracy) / len(test_labels))),
+            "probe_train": len(train_images), "probe_test": len(test_labels)}
 
 
 __all__ = ["DEFAULT_NUM_TRAIN", "linear_probe_accuracy", "probe_metrics"]

@@ -2,12 +2,23 @@
 
 :func:`evaluate_model` computes what applies to every model and then asks each function in
 :data:`EVALUATORS` for more; a model family adds its own measures (sparsity, log-likelihood,
-...) by appending one function here, without touching the command line.
+...) by appending one function here, without touching the command line. The evaluators read the
+data through a :class:`tfvae.data.Source` when there is one: labels give the linear probe,
+ground-truth factors the disentanglement metrics; nothing asks for a data set by name.
+
+Every estimate comes with its standard error (``*_se``) and the number of examples and samples
+it used, so a figure from a short, sized evaluation (:mod:`tfvae.evaluation.budget`) can be read
+for what it is.
 """
 
+import time
+import weakref
+
 import numpy as np
+import tensorflow as tf
 
 from tfvae import progress
+from tfvae.evaluation import budget
 from tfvae.evaluation.disentanglement import disentanglement_metrics
 from tfvae.evaluation.latent import active_units, kl_per_dimension
 from tfvae.evaluation.likelihood import log_likelihood_metrics
@@ -15,11 +26,39 @@ from tfvae.evaluation.probe import probe_metrics
 from tfvae.evaluation.reconstruction import reconstruction_metrics
 from tfvae.evaluation.sparsity import sparsity_metrics
 
+_OBJECTIVES = weakref.WeakKeyDictionary()
+
+
+def _per_example_objective(model):
+    """``x -> {metric: [batch] values}``: the model's objective per example, compiled once."""
+    if model not in _OBJECTIVES:
+        @tf.function
+        def objective(images):
+            result = model.compute_objective(model.prepare_inputs(images), training=False)
+            return dict(result.metrics, loss=result.loss)
+        _OBJECTIVES[model] = objective
+    return _OBJECTIVES[model]
+
 
 def _test_objective(model, context):
-    """The mean of every metric test_step reports (ELBO, reconstruction, KL, ...), as test_*."""
-    logs = model.evaluate(context["test_data"], verbose=0, return_dict=True)
-    return {f"test_{name}": float(value) for name, value in logs.items()}
+    """The mean and standard error over the test examples of every metric the model reports
+    (ELBO, reconstruction, KL, ...), as ``test_*`` and ``test_*_se``, and ``test_examples``."""
+    objective = _per_example_objective(model)
+    values = {}
+    for item in context["test_data"]:
+        for name, value in objective(item[0] if isinstance(item, (tuple, list)) else item).items():
+            values.setdefault(name, []).append(np.atleast_1d(value.numpy()))
+    metrics = {}
+    for name in model.metric_names:
+        if name not in values:
+            continue
+        column = np.concatenate(values[name]).astype(np.float64)
+        metrics[f"test_{name}"] = float(column.mean())
+        if len(column) > 1:
+            metrics[f"test_{name}_se"] = float(column.std(ddof=1) / np.sqrt(len(column)))
+    if "loss" in values:
+        metrics["test_examples"] = int(sum(len(v) for v in values["loss"]))
+    return metrics
 
 
 def _latent_usage(model, context):
@@ -32,32 +71,55 @@ def _latent_usage(model, context):
 
 
 #: functions ``(model, context) -> dict`` run in order; ``context`` holds ``test_data`` (a batched
-#: tf.data.Dataset of (image, label)), ``dataset`` (its name), ``data_dir`` and ``options`` (a dict
-#: of evaluation options such as ``log_likelihood_samples``, and ``verbose``: 0, 1 or 2, which an
-#: evaluator that takes seconds passes on to show its progress, see :mod:`tfvae.progress`).
+#: tf.data.Dataset of (x, label), the plan's ``test_images`` of the held-out examples), ``source``
+#: (the :class:`tfvae.data.Source`, or None for bare data) and ``options`` (the plan's settings, see
+#: :class:`tfvae.evaluation.budget.EvaluationPlan`, and ``verbose``: 0, 1 or 2, which an evaluator
+#: that takes seconds passes on to show its progress, see :mod:`tfvae.progress`).
 EVALUATORS = [_test_objective, _latent_usage, log_likelihood_metrics]
-EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse-code models (VSC)
+EVALUATORS += [sparsity_metrics, probe_metrics]  # sparse codes (VSC); labelled data
 EVALUATORS += [disentanglement_metrics]  # data sets of known factors (shapes2d, dsprites)
 EVALUATORS += [reconstruction_metrics]  # every model: centered_l2_255 of reconstruct (LLGAE scale)
 
 
-def evaluate_model(model, test_data, dataset=None, data_dir=None, verbose="auto", **options):
-    """All metrics that apply to ``model`` on ``test_data``, as a JSON-ready dict.
+def evaluate_model(model, data, verbose="auto", plan=None, **options):
+    """All metrics that apply to ``model`` on ``data``, as a JSON-ready dict.
 
-    ``verbose`` (Keras' meaning: 0 silent, 1 progress bars, 2 lines, ``"auto"`` 1 on a terminal
-    and 2 otherwise; :mod:`tfvae.progress`) reaches every evaluator as ``options["verbose"]``:
-    the long stages (log-likelihood, disentanglement metrics, probe) show their progress and the
-    time left.
+    Args:
+      model: a trained tfvae model.
+      data: a :class:`tfvae.data.Source` (its held-out split; labels and factors where it has
+        them), or a batched ``tf.data.Dataset`` of ``(x, label)`` (the per-example metrics only).
+      verbose: Keras' meaning (0 silent, 1 progress bars, 2 lines, ``"auto"`` 1 on a terminal and
+        2 otherwise; :mod:`tfvae.progress`), passed to every evaluator.
+      plan: an :class:`tfvae.evaluation.budget.EvaluationPlan`; default the full protocol with
+        ``options`` (e.g. ``log_likelihood_samples=500``, ``disentanglement_scale=0.1``).
 
     Example:
-      >>> evaluate_model(model, test_data, dataset="mnist", log_likelihood_samples=500, verbose=0)
+      >>> source = tfvae.data.open_source("mnist")
+      >>> evaluate_model(model, source, log_likelihood_samples=500, verbose=0)
+      >>> evaluate_model(model, source, plan=budget.sized_plan(model, source, 60))
     """
-    options["verbose"] = progress.check_verbose(verbose)
-    context = dict(test_data=test_data, dataset=dataset, data_dir=data_dir, options=options)
+    verbose = progress.check_verbose(verbose)
+    if plan is None:
+        plan = budget.full_plan(**options)
+    elif options:
+        raise ValueError(f"give the evaluation's settings in the plan or as options, not both: {sorted(options)}")
+    start = time.perf_counter()
+    is_source = hasattr(data, "held_out")
+    test_data = data.held_out(limit=plan.test_images) if is_source else data
+    if plan.test_images is not None and not is_source:
+        test_data = test_data.unbatch().take(plan.test_images).batch(500)
+    if getattr(model, "validate_inputs", False):
+        test_data = model.checked_data(test_data, "the evaluation data")
+    context = dict(test_data=test_data, source=data if is_source else None,
+                   options=dict(plan.options(), verbose=verbose))
     metrics = {}
     for evaluator in EVALUATORS:
         metrics.update(evaluator(model, context))
     metrics.update(_likelihood_units(model, metrics))
+    metrics["evaluation"] = dict(mode=plan.mode, budget_seconds=plan.budget_seconds,
+                                 seconds=round(time.perf_counter() - start, 1))
+    if is_source:
+        metrics["evaluation"].update(data.describe())
     return metrics
 
 
@@ -79,4 +141,5 @@ def _likelihood_units(model, metrics):
     if "test_log_likelihood" in metrics and units["likelihood_support"] in _DISCRETE:
         dimensions = int(np.prod(model.feature_shape))
         units["test_bits_per_dim"] = -metrics["test_log_likelihood"] / (dimensions * np.log(2.0))
+        units["test_bits_per_dim_se"] = metrics["test_log_likelihood_se"] / (dimensions * np.log(2.0))
     return units
