@@ -251,6 +251,34 @@ def is_chief(strategy=None):
     return bool(strategy.extended.should_checkpoint)
 
 
+def worker_rank(strategy):
+    """This worker's place ``0 .. num_workers - 1`` in the cluster of ``strategy`` (the chief
+    first, then the ``worker`` tasks by index)."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type is None:
+        return 0
+    chiefs = len(resolver.cluster_spec().as_dict().get("chief", []))
+    return 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+
+
+def broadcast(strategy, tensors):
+    """The chief's values of ``tensors`` (a list) on every worker (every worker must call it)."""
+    return _broadcast(strategy, tensors)
+
+
+def sum_over_workers(strategy, array):
+    """The element-wise sum of ``array`` over every worker of ``strategy``, in float64 (an
+    all-reduce: every worker must call it, with arrays of one shape). Adding zeros is exact, so a
+    worker's values placed at its own rows of a zero array come back unchanged on every worker."""
+    @tf.function
+    def reduce(value):
+        # made on each replica's device: the reduction needs per-replica values
+        per_replica = strategy.run(lambda: value * tf.ones([], tf.float64))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return reduce(tf.constant(np.asarray(array, np.float64))).numpy()
+
+
 # --------------------------------------------------------------------------------------- train
 
 def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_data=None, callbacks=None,
@@ -581,5 +609,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_VARIABLE",
-           "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy", "tf_config_from_slurm",
-           "train", "worker_timeout_from_environment"]
+           "barrier", "broadcast", "cluster_from_environment", "is_chief", "multi_worker_strategy", "sum_over_workers",
+           "tf_config_from_slurm", "train", "worker_rank", "worker_timeout_from_environment"]

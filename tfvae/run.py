@@ -333,16 +333,17 @@ def train(config=None, *, out=None, data_dir=None, overwrite=False, verbose="aut
         history, seconds = _fit_resumably(model, source, config, out, verbose)
         save_model_atomically(model, out / "model.keras")
         write_text_atomically(out / "history.json", json.dumps(history, indent=2))
+        metrics = evaluate_model(model, source, config, train_seconds=seconds, verbose=verbose)
     else:
-        trained = _train_on_workers(model, strategy, source, config, out, verbose)
-        if trained is None:  # not the chief: the chief evaluates and writes the rest
+        model, history, seconds = _train_on_workers(model, strategy, source, config, out, verbose)
+        metrics = _evaluate_on_workers(model, source, config, seconds, strategy, cluster.num_workers, verbose)
+        if not cluster.is_chief:  # the chief reports; wait for it to finish writing, then exit with it
+            distributed.barrier(strategy)
             return None
-        model, history, seconds = trained
-    metrics = evaluate_model(model, source, config, train_seconds=seconds, verbose=verbose)
     write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
     draw(model, source, out, metrics.get("kl_per_dimension"), history=history)
     if strategy is not None:
-        distributed.barrier(strategy)  # the other workers waited for this evaluation; all exit now
+        distributed.barrier(strategy)  # the other workers waited for the report; all exit now
     return Run(out, resolved, model, metrics, history)
 
 
@@ -386,9 +387,9 @@ def _say_if_resuming(out, epochs, verbose):
 
 
 def _train_on_workers(model, strategy, source, config, out, verbose):
-    """Multi-worker training; on the chief ``(model, history, seconds)`` with the model reloaded
-    from ``out/model.keras`` outside the strategy (Keras' evaluate cannot run under
-    MultiWorkerMirroredStrategy, and the other workers are gone), elsewhere None."""
+    """Multi-worker training: ``(model, history, seconds)`` on every worker, the model outside the
+    strategy (Keras' evaluate cannot run under MultiWorkerMirroredStrategy): the chief's reloaded
+    from ``out/model.keras``, the others' a copy of the trained weights."""
     import shutil
 
     import keras
@@ -410,10 +411,11 @@ def _train_on_workers(model, strategy, source, config, out, verbose):
         detail = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
         raise WorkerStopped(f"a worker of the cluster stopped ({detail}); start the same command on every "
                             f"worker again to resume from {out / 'backup'}") from None
-    if not chief:  # (model.save involves no collective operation: the chief saves alone)
-        distributed.barrier(strategy)  # wait for the chief's evaluation (see tfvae.distributed.barrier)
-        return None
-    save_model_atomically(model, out / "model.keras")
+    if not chief:  # the same weights in a model outside the strategy, for the shared evaluation
+        trained = build_model(config, source)
+        trained.set_weights(model.get_weights())
+        return trained, result.history, result.seconds
+    save_model_atomically(model, out / "model.keras")  # (no collective operation: the chief saves alone)
     write_text_atomically(out / "history.json", json.dumps(result.history, indent=2))
     shutil.rmtree(out / "backup", ignore_errors=True)  # the run is whole: nothing to resume
     import tfvae.models  # noqa: F401  (registers the model classes for loading)
@@ -436,6 +438,32 @@ def evaluation_plan(model, source, config, train_seconds=None):
     if config["evaluation"] == "full":
         return budget.full_plan(**given)
     return budget.sized_plan(model, source, train_seconds or budget.MIN_BUDGET, **given)
+
+
+def _evaluate_on_workers(model, source, config, train_seconds, strategy, num_workers, verbose):
+    """Every worker evaluates its part of the held-out examples; the per-example values are
+    gathered exactly (:mod:`tfvae.evaluation.examples`) under the chief's plan. The chief's
+    metrics are the report; the others' are not used."""
+    import tensorflow as tf
+
+    from tfvae import distributed, evaluation
+    from tfvae.evaluation import budget, examples
+
+    chief = distributed.is_chief(strategy)
+    plan = evaluation_plan(model, source, config, train_seconds) if chief else budget.full_plan()
+    # the chief's plan on every worker (a plan sized by its own pilots' timings)
+    fields = ("test_images", "log_likelihood_samples", "log_likelihood_images", "disentanglement_scale", "probe_train")
+    numbers = [-1.0 if getattr(plan, f) is None else float(getattr(plan, f)) for f in fields]
+    shared = distributed.broadcast(strategy, [tf.constant(numbers, tf.float64)])[0].numpy()
+    plan = dataclasses.replace(plan, **{f: (None if v < 0 else (float(v) if f == "disentanglement_scale" else int(v)))
+                                        for f, v in zip(fields, shared)})
+    total = plan.test_images or source.held_out_size
+    part = examples.Part.of(distributed.worker_rank(strategy), num_workers, total,
+                            lambda array: distributed.sum_over_workers(strategy, array), chief)
+    metrics = evaluation.evaluate_model(model, source, plan=plan, part=part, verbose=verbose)
+    metrics["evaluation"]["workers"] = num_workers
+    metrics["train_seconds"] = round(train_seconds, 2)
+    return metrics
 
 
 def evaluate_model(model, source, config, train_seconds=None, verbose="auto"):
