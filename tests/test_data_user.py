@@ -72,7 +72,7 @@ def test_csv_with_header_and_label_column_round_trips(tmp_path, cancer):
     assert loaded.feature_names == tuple(names)
     assert (loaded.format, loaded.kind, loaded.feature_shape) == ("csv", "vectors", (30,))
     assert loaded.num_examples == 569 and loaded.num_classes == 2
-    assert loaded.likelihood == loaded.suggested_likelihood == "gaussian"
+    assert loaded.likelihood == loaded.suggested_likelihood == "gaussian-learned"
     assert loaded.standardizer is not None          # real values: standardized by default
     assert "Row 1 read as the header." in loaded.notes
 
@@ -139,14 +139,14 @@ def test_image_arrays_get_a_channel_axis(tmp_path):
     (np.random.default_rng(0).poisson(3.0, (200, 50)), "poisson", "counts"),
     (np.random.default_rng(0).integers(0, 2, (200, 50)), "bernoulli", "vectors"),
     (np.random.default_rng(0).random((200, 50)), "continuous-bernoulli", "vectors"),
-    (np.random.default_rng(0).normal(size=(200, 50)), "gaussian", "vectors"),
+    (np.random.default_rng(0).normal(size=(200, 50)), "gaussian-learned", "vectors"),
 ])
 def test_kind_and_suggested_likelihood(tmp_path, values, likelihood, kind):
     np.save(tmp_path / "x.npy", values)
     loaded = load_file(tmp_path / "x.npy")
     assert (loaded.suggested_likelihood, loaded.likelihood, loaded.kind) == (likelihood, likelihood, kind)
     # standardized by default only for real values
-    assert (loaded.standardizer is not None) == (likelihood == "gaussian")
+    assert (loaded.standardizer is not None) == (likelihood == "gaussian-learned")
 
 
 def test_counts_in_a_csv(tmp_path):
