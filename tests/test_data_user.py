@@ -72,7 +72,7 @@ def test_csv_with_header_and_label_column_round_trips(tmp_path, cancer):
     assert loaded.feature_names == tuple(names)
     assert (loaded.format, loaded.kind, loaded.feature_shape) == ("csv", "vectors", (30,))
     assert loaded.num_examples == 569 and loaded.num_classes == 2
-    assert loaded.likelihood == loaded.suggested_likelihood == "gaussian"
+    assert loaded.likelihood == loaded.suggested_likelihood == "gaussian-learned"
     assert loaded.standardizer is not None          # real values: standardized by default
     assert "Row 1 read as the header." in loaded.notes
 
@@ -139,14 +139,14 @@ def test_image_arrays_get_a_channel_axis(tmp_path):
     (np.random.default_rng(0).poisson(3.0, (200, 50)), "poisson", "counts"),
     (np.random.default_rng(0).integers(0, 2, (200, 50)), "bernoulli", "vectors"),
     (np.random.default_rng(0).random((200, 50)), "continuous-bernoulli", "vectors"),
-    (np.random.default_rng(0).normal(size=(200, 50)), "gaussian", "vectors"),
+    (np.random.default_rng(0).normal(size=(200, 50)), "gaussian-learned", "vectors"),
 ])
 def test_kind_and_suggested_likelihood(tmp_path, values, likelihood, kind):
     np.save(tmp_path / "x.npy", values)
     loaded = load_file(tmp_path / "x.npy")
     assert (loaded.suggested_likelihood, loaded.likelihood, loaded.kind) == (likelihood, likelihood, kind)
     # standardized by default only for real values
-    assert (loaded.standardizer is not None) == (likelihood == "gaussian")
+    assert (loaded.standardizer is not None) == (likelihood == "gaussian-learned")
 
 
 def test_counts_in_a_csv(tmp_path):
@@ -282,14 +282,46 @@ def test_values_outside_the_likelihood(tmp_path):
     counts[3, 2] = -1
     np.save(tmp_path / "neg.npy", counts)
     assert error_of(CorruptDataError, tmp_path / "neg.npy", likelihood="poisson") == (
-        f"{tmp_path / 'neg.npy'}: the poisson likelihood needs non-negative integer counts, but "
+        f"{tmp_path / 'neg.npy'}: the poisson likelihood models counts (non-negative integers), but "
         "element [3, 2] is -1")
     path = write_table(tmp_path / "frac.csv", [[1, 2], [3, 2.5]], header=["a", "b"])
     assert "but row 3, column 2 ('b') is 2.5" in error_of(CorruptDataError, path, likelihood="poisson")
-    assert "bernoulli likelihood needs values in [0, 1], but row 2, column 2 ('b') is 2" in error_of(
+    assert "bernoulli likelihood models values in [0, 1], but row 2, column 2 ('b') is 2" in error_of(
         CorruptDataError, path, likelihood="bernoulli")
     # asked-for likelihoods whose support holds are used, though not suggested
     assert load_file(path, likelihood="gaussian-learned").likelihood == "gaussian-learned"
+
+
+def test_every_likelihood_of_the_models_is_accepted_and_checked(tmp_path):
+    """The loader's likelihoods are the registry's: "negative-binomial" used to be refused."""
+    from tfvae.models import likelihoods
+
+    assert data.user.LIKELIHOODS == likelihoods.names()
+    counts = np.random.default_rng(0).negative_binomial(2, 0.3, (40, 5)).astype(float)
+    np.save(tmp_path / "counts.npy", counts)
+    loaded = load_file(tmp_path / "counts.npy", likelihood="negative-binomial")
+    assert (loaded.likelihood, loaded.suggested_likelihood, loaded.kind) == ("negative-binomial", "poisson", "counts")
+    assert loaded.standardizer is None
+    counts[7, 3] = 2.5
+    np.save(tmp_path / "frac.npy", counts)
+    assert error_of(CorruptDataError, tmp_path / "frac.npy", likelihood="negative-binomial") == (
+        f"{tmp_path / 'frac.npy'}: the negative-binomial likelihood models counts (non-negative "
+        "integers), but element [7, 3] is 2.5")
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "continuous-bernoulli", "poisson", "negative-binomial"])
+def test_standardize_with_a_non_gaussian_likelihood_is_the_models_error(tmp_path, likelihood):
+    """One message for standardised data under a likelihood of [0, 1] values or counts, whether
+    the loader or the model constructor refuses it."""
+    from tfvae.models import VAE, likelihoods
+
+    np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 2, (10, 3)))
+    message = error_of(ValueError, tmp_path / "x.npy", likelihood=likelihood, standardize=True)
+    assert message == likelihoods.standardization_problem(likelihood)
+    with pytest.raises(ValueError) as from_model:
+        VAE(input_shape=(3,), latent_dim=2, likelihood=likelihood,
+            standardization={"mean": [0.0] * 3, "scale": [1.0] * 3})
+    assert str(from_model.value) == message
 
 
 def test_bad_image_folders(tmp_path):
@@ -325,7 +357,7 @@ def test_errors_are_one_line_value_or_file_errors(tmp_path):
     (dict(seed=1.5), "seed must be an integer"),
     (dict(standardize="yes"), "standardize must be None, True or False"),
     (dict(likelihood="normal"), "unknown likelihood 'normal'"),
-    (dict(likelihood="bernoulli", standardize=True), "standardize=True does not fit"),
+    (dict(likelihood="bernoulli", standardize=True), "standardization does not fit the 'bernoulli' likelihood"),
 ])
 def test_invalid_arguments(tmp_path, kwargs, fragment):
     np.save(tmp_path / "x.npy", np.random.default_rng(0).integers(0, 2, (10, 3)))

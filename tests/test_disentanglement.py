@@ -447,7 +447,8 @@ def test_every_model_has_kl_bars_and_traversals_ordered_by_kl(name, digits, tmp_
     from tfvae import evaluation, models, plots
 
     images = digits[0][:40]
-    model = models.get(name)(image_shape=(8, 8, 1), latent_dim=4, network_options={"hidden_units": (16,)})
+    size = {"dataset_size": 1500} if name == "beta-tcvae" else {}  # β-TCVAE's N: digits' training set
+    model = models.get(name)(image_shape=(8, 8, 1), latent_dim=4, network_options={"hidden_units": (16,)}, **size)
     kl = evaluation.kl_per_dimension(model, images)
     assert kl.shape == (4,) and np.all(np.isfinite(kl)) and np.all(kl >= 0)
     drawn = {}

@@ -91,6 +91,30 @@ def test_signature_set_follows_the_model():
     assert tuple(export.serving_functions(Deterministic())) == export.SIGNATURE_NAMES[:3]
 
 
+@pytest.mark.parametrize("likelihood, good, bad", [
+    ("poisson", [[0.0, 3.0, 12.0]], [[0.0, 2.5, 1.0]]),
+    ("negative-binomial", [[0.0, 3.0, 12.0]], [[0.0, -1.0, 1.0]]),
+    ("gaussian", [[-2.5, 0.0, 300.0]], [[0.0, np.nan, 1.0]]),
+    ("continuous-bernoulli", [[0.0, 0.5, 1.0]], [[0.0, 2.0, 1.0]]),
+])
+def test_served_inputs_are_checked_against_the_likelihoods_support(likelihood, good, bad):
+    """The served check and tfvae.json's ``support`` come from the likelihood's facts."""
+    from tfvae.models import VAE, likelihoods
+
+    model = VAE(input_shape=(3,), latent_dim=2, likelihood=likelihood)
+    functions = export.serving_functions(model)
+    encode = functions["serving_default"].function
+    assert encode(tf.constant(good, tf.float32))["code_mean"].shape == (1, 2)
+    known = likelihoods.facts(likelihood)
+    expected = "finite pixel values in [0, 1]" if known.support == "unit-interval" else \
+        f"inputs must be {known.values}"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=re.escape(expected)):
+        encode(tf.constant(bad, tf.float32))
+    metadata = export._metadata(model, functions)
+    assert metadata["support"] == known.support
+    assert ("pixel_range" in metadata) == (known.support == "unit-interval")
+
+
 class _TwoComponentCoder(keras.Model):
     """A decoder-only autoencoder whose code is not one float vector (like LLGAE): a component
     k ∈ {0, 1} (darker or brighter images) and coefficients b, x̂ = mean_k + b @ basis."""

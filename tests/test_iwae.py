@@ -345,7 +345,7 @@ def test_cli_trains_piwae_and_reports_log_likelihood_and_active_units(tmp_path, 
     (["--model", "iwae", "--num-estimates", "2"], "--num-estimates applies to miwae, piwae, not iwae"),
     (["--model", "ciwae", "--dreg"], "--dreg applies to iwae, miwae, piwae, not ciwae"),
     (["--model", "ciwae", "--ciwae-beta", "1.5"], "beta must be a finite number >= 0.0 and <= 1.0"),
-    (["--model", "miwae", "--num-samples", "0"], "num_samples must be a positive integer"),
+    (["--model", "miwae", "--num-samples", "0"], "--num-samples must be a positive integer"),
 ])
 def test_cli_rejects_bad_iwae_options(tmp_path, capsys, argv, message):
     from tfvae import cli

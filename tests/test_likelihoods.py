@@ -1,6 +1,8 @@
 """Likelihood layers (tfvae.models.likelihoods) against independent float64 computations: scipy's
 distributions, the continuous Bernoulli's closed form and numerical integrals."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -311,3 +313,93 @@ def test_grey_levels_under_bernoulli_get_a_warning_naming_the_alternatives():
     assert "50.0%" in message and "continuous-bernoulli" in message and "binarize" in message
     for name in NAMES[1:]:
         assert likelihoods.get(name).data_warning(np.array([0.0, 0.5, 1.0])) is None
+
+
+# ---------------------------------------------------------------- facts: the one home of what a likelihood is for
+
+FACTS = {  # name: (support, discrete, standardization, encoder input), from the module's table
+    "bernoulli": ("binary", True, False, "x"),
+    "continuous-bernoulli": ("unit-interval", False, False, "x"),
+    "gaussian": ("real", False, True, "x"),
+    "gaussian-learned": ("real", False, True, "x"),
+    "poisson": ("counts", True, False, "log1p"),
+    "negative-binomial": ("counts", True, False, "log1p"),
+}
+
+
+def test_facts_of_every_likelihood_are_read_without_building_a_layer(monkeypatch):
+    assert set(FACTS) == set(likelihoods.names())
+    built = {name: likelihoods.get(name) for name in NAMES}
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("facts() built a layer")
+
+    monkeypatch.setattr(likelihoods.Likelihood, "__init__", refuse)
+    for name, (support, discrete, standardization, encoder_input) in FACTS.items():
+        known = likelihoods.facts(name)
+        assert (known.name, known.support, known.discrete, known.standardization, known.encoder_input) == \
+            (name, support, discrete, standardization, encoder_input)
+        assert likelihoods.facts(built[name]) == known  # a layer has the facts of its name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            known.support = "real"
+    with pytest.raises(ValueError, match=r"unknown likelihood 'normal'; expected one of .*'negative-binomial'"):
+        likelihoods.facts("normal")
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_module_check_data_is_the_layers_and_outside_support_marks_its_values(name):
+    bad = {"binary": [0.0, 1.0, -0.5, 1.5], "unit-interval": [0.2, 2.0, -1.0, 0.5],
+           "real": [0.0, -3.0, np.nan, np.inf], "counts": [0.0, 2.5, -1.0, 4.0]}
+    outside = {"binary": [False, False, True, True], "unit-interval": [False, True, True, False],
+               "real": [False, False, True, True], "counts": [False, True, True, False]}
+    support = FACTS[name][0]
+    x = np.array([bad[support]])
+    np.testing.assert_array_equal(likelihoods.outside_support(name, x), [outside[support]])
+    assert likelihoods.check_data(name, x) == likelihoods.get(name).check_data(x) is not None
+    assert likelihoods.check_data(name, x).startswith(f"the {name} likelihood models ")
+    fine = x[~likelihoods.outside_support(name, x)]
+    assert likelihoods.check_data(name, fine) is None
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if not FACTS[n][2]])
+def test_model_constructor_rejects_standardization_with_a_non_gaussian_likelihood(name):
+    """It used to accept it and score the raw data as standardised values (log p = +4.83, -inf,
+    -inf, NaN on valid data): one ValueError naming the likelihood and the fix, for a name and
+    for a layer."""
+    from tfvae.models import VAE
+
+    standardization = {"mean": [1.0, 2.0, 3.0], "scale": [1.0, 2.0, 0.5]}
+    for likelihood in (name, likelihoods.get(name, event_ndims=1)):
+        with pytest.raises(ValueError) as refused:
+            VAE(input_shape=(3,), latent_dim=2, likelihood=likelihood, standardization=standardization)
+        message = str(refused.value)
+        assert message == likelihoods.standardization_problem(name)
+        assert f"'{name}' likelihood" in message and "standardization=None" in message
+        assert "'gaussian', 'gaussian-learned'" in message
+    assert VAE(input_shape=(3,), latent_dim=2, likelihood=name).likelihood_layer.kind == name
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gaussian-learned"])
+def test_gaussian_likelihoods_take_standardization(name):
+    from tfvae.models import VAE
+
+    assert likelihoods.standardization_problem(name) is None
+    model = VAE(input_shape=(3,), latent_dim=2, likelihood=name,
+                standardization={"mean": [0.0, 0.0, 0.0], "scale": [1.0, 1.0, 1.0]})
+    assert model.get_config()["standardization"] is not None
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_metrics_units_follow_the_facts(name):
+    """metrics.json names the support, and bits per dimension only for discrete data, where
+    −log₂ p(x) / D is a code length."""
+    from tfvae.evaluation import report
+    from tfvae.models import VAE
+
+    model = VAE(input_shape=(4,), latent_dim=2, likelihood=name)
+    units = report._likelihood_units(model, {"test_log_likelihood": -8.0})
+    assert (units["likelihood"], units["likelihood_support"]) == (name, FACTS[name][0])
+    if FACTS[name][1]:
+        assert units["test_bits_per_dim"] == pytest.approx(8.0 / (4 * np.log(2.0)))
+    else:
+        assert "test_bits_per_dim" not in units

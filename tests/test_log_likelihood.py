@@ -22,7 +22,7 @@ from scipy import special
 from tfvae import estimators, export
 from tfvae.evaluation import likelihood as likelihood_module
 from tfvae.evaluation import log_likelihood
-from tfvae.models import VAE
+from tfvae.models import VAE, likelihoods
 
 IMAGE_SHAPE = (8, 8, 1)
 LATENT = 3
@@ -382,6 +382,25 @@ def test_log_likelihood_rejects_bad_arguments(kwargs, message, images):
     model, _ = _linear_gaussian(exact=False)
     with pytest.raises(ValueError, match=message):
         log_likelihood(model, images[:4], **kwargs)
+
+
+@pytest.mark.parametrize("likelihood, bad", [("poisson", 2.5), ("bernoulli", 1.5)])
+def test_log_likelihood_rejects_data_outside_the_support_with_the_models_message(likelihood, bad):
+    """It used to check finiteness only: a Poisson model gave x = 2.5 a finite log p(x) (-4.74)
+    while ``evaluate`` refused it. Arrays and datasets alike get the model's own message."""
+    keras.utils.set_random_seed(0)
+    model = VAE(input_shape=(3,), latent_dim=2, likelihood=likelihood)
+    x = np.array([[0.0, 1.0, 1.0], [1.0, bad, 0.0]], np.float32)
+    problem = likelihoods.check_data(likelihood, x)
+    assert problem is not None and str(bad) in problem
+    with pytest.raises(ValueError) as from_model:
+        model.evaluate(x, verbose=0)
+    assert problem in str(from_model.value)
+    for data in (x, tf.data.Dataset.from_tensor_slices(x).batch(2)):
+        with pytest.raises(ValueError) as refused:
+            log_likelihood(model, data, num_samples=1, verbose=0)
+        assert str(refused.value) == f"log_likelihood: {problem}"
+    assert np.isfinite(log_likelihood(model, x[:1], num_samples=1, verbose=0)[0])
 
 
 def test_log_likelihood_rejects_bad_data(images):

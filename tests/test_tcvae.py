@@ -146,6 +146,7 @@ def test_beta_weights_only_the_tc_and_beta_one_is_the_elbo():
 
 def _small(**kwargs):
     kwargs.setdefault("network_options", {"hidden_units": (32,)})
+    kwargs.setdefault("dataset_size", 1500)  # digits' training set
     return BetaTCVAE(image_shape=(8, 8, 1), latent_dim=3, **kwargs)
 
 
@@ -201,10 +202,23 @@ def test_options_survive_saving(tmp_path, digits):
     z = q.sample()
     np.testing.assert_allclose(loaded.kl_decomposition(q, z).total_correlation.numpy(),
                                model.kl_decomposition(q, z).total_correlation.numpy(), rtol=1e-6)
-    default = BetaTCVAE(image_shape=(8, 8, 1), latent_dim=3, encoder=loaded.encoder, decoder=loaded.decoder)
-    assert (default.beta, default.dataset_size, default.estimator) == (6.0, 737_280, "mss")
+    default = BetaTCVAE(image_shape=(8, 8, 1), latent_dim=3, encoder=loaded.encoder, decoder=loaded.decoder,
+                        dataset_size=737_280)
+    assert (default.beta, default.estimator) == (6.0, "mss")
     gap = (loaded.kl_decomposition(q, z).total_correlation - default.kl_decomposition(q, z).total_correlation)
     assert float(tf.reduce_mean(gap)) > np.log(1500)  # MWS's TC offset, about (D − 1) log N
+
+
+def test_dataset_size_is_required_and_the_error_names_the_fix():
+    """N has no default: dSprites' 737,280 on a 60,000-example set would shift log q(z) by
+    log(737280 / 60000) ≈ 2.5 nats, unseen."""
+    with pytest.raises(ValueError) as missing:
+        BetaTCVAE(image_shape=(8, 8, 1), latent_dim=3)
+    message = str(missing.value)
+    assert message.startswith("BetaTCVAE needs dataset_size")
+    assert "dataset_size=len(train_images)" in message and "num_examples['train']" in message
+    with pytest.raises(ValueError, match="dataset_size=<number of training examples>"):
+        _small(dataset_size=None)
 
 
 def test_cli_trains_a_beta_tcvae_with_n_from_the_training_set(tmp_path):

@@ -241,7 +241,7 @@ def test_command_line_trains_vsc_and_reports_probe_and_sparsity(tmp_path, capsys
     assert config["model_class"] == "VSC" and config["model_config"]["alpha"] == 0.2
     assert config["model_config"]["sharpness_steps"] == 100
     metrics = json.loads((out / "metrics.json").read_text())
-    assert 0.0 <= metrics["probe_accuracy"] <= 1.0 and metrics["probe_train"] == 1500
+    assert 0.0 <= metrics["probe_accuracy"] <= 1.0 and metrics["probe_train"] == 128  # the run's training examples (--limit)
     assert metrics["code_zero_fraction"] + metrics["code_nonzero_fraction"] == 1.0
     assert "test_nonzero" in metrics
 

@@ -210,6 +210,8 @@ def summary(out, config, metrics):
             continue
         value, error = metrics[key], metrics.get(f"{key}_se")
         text = f"{value:.4g}" if isinstance(value, float) else str(value)
+        if key == "active_units":
+            text += f" of {config['latent_dim']}"
         if error is not None:
             text += f" ± {error:.2g}"
         lines.append(f"  {label:<47} {text:>18}  {units}")

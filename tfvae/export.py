@@ -61,9 +61,11 @@ with ``InvalidArgumentError`` naming the signature, the input and what was expec
 * shape: ``images`` must be ``[batch, H, W, C]``, ``codes`` ``[batch, L]``, and ``count``,
   ``num_samples``, ``seed`` scalars (the message gives the expected and the received shape);
 * values: NaN or ±Inf in ``images`` or ``codes`` are rejected;
-* pixel range: ``images`` outside [0, 1] are **rejected**, not clipped: every tfvae model is
-  trained on pixels in [0, 1], and the usual mistake (sending 0-255 bytes) would otherwise give
-  plausible-looking but meaningless codes (the error gives the batch's min and max);
+* support: ``images`` outside the support of the model's likelihood
+  (:func:`tfvae.models.likelihoods.facts`; ``tfvae.json`` records it) are **rejected**, not
+  clipped. For models of pixels in [0, 1] the usual mistake (sending 0-255 bytes) would otherwise
+  give plausible-looking but meaningless codes (the error gives the batch's min and max); models
+  of counts take finite integers >= 0, models of real values finite numbers;
 * ``count`` and ``num_samples`` must be at least 1.
 
 A family's own outputs plug in by overriding one method, ``serving_encode(images) -> dict``
@@ -92,6 +94,7 @@ import tempfile
 import tensorflow as tf
 
 from tfvae import estimators
+from tfvae.models import likelihoods
 
 #: signature names in the order they are written; ``serving_default`` is the encoder
 SIGNATURE_NAMES = ("serving_default", "decode", "reconstruct", "sample", "elbo", "log_likelihood")
@@ -313,21 +316,27 @@ def _check_finite(signature, input_name, value):
 
 
 def _check_values(model, signature, inputs):
-    """The served input check for the model's data: pixels in [0, 1] for models of [0, 1] data
-    (:func:`_check_pixels`); finite values, and counts where the likelihood needs them, otherwise."""
-    support = getattr(getattr(model, "likelihood_layer", None), "support", "unit-interval")
-    if support in ("binary", "unit-interval"):
+    """The served input check for the model's data, from its likelihood's facts
+    (:func:`tfvae.models.likelihoods.facts`): pixels in [0, 1] for models of [0, 1] data and
+    models without a likelihood (:func:`_check_pixels`); finite values, and counts where the
+    likelihood needs them, otherwise."""
+    known = _facts(model)
+    if known is None or known.support in ("binary", "unit-interval"):
         return _check_pixels(signature, inputs)
     low = tf.reduce_min(inputs)
     valid = tf.reduce_all(tf.math.is_finite(inputs))
-    expected = "finite values"
-    if support == "counts":
+    if known.support == "counts":
         valid = tf.logical_and(valid, tf.reduce_all(tf.equal(inputs, tf.round(inputs))))
         valid = tf.logical_and(valid, tf.logical_or(tf.equal(tf.size(inputs), 0), low >= 0.0))
-        expected = "counts (finite integers >= 0)"
-    check = tf.debugging.Assert(valid, [f"tfvae signature {signature}: inputs must be {expected}; got min", low])
+    check = tf.debugging.Assert(valid, [f"tfvae signature {signature}: inputs must be {known.values}; got min", low])
     with tf.control_dependencies([check]):
         return tf.identity(inputs)
+
+
+def _facts(model):
+    """The facts of the model's likelihood, or None for a model without one (LLGAE: pixels)."""
+    layer = getattr(model, "likelihood_layer", None)
+    return None if layer is None else likelihoods.facts(layer)
 
 
 def _check_pixels(signature, images):
@@ -411,13 +420,18 @@ def _metadata(model, functions):
         shape = [] if s.shape.rank is None else [-1 if d is None else d for d in s.shape.as_list()]
         return {"dtype": s.dtype.name, "shape": shape}
 
+    known = _facts(model)
+    support = "unit-interval" if known is None else known.support
+    # what the served input checks accept (_check_values): pixel models say so in the old keys
+    pixels = {"pixel_range": [0.0, 1.0], "out_of_range_pixels": "rejected"} \
+        if support in ("binary", "unit-interval") else {}
     return {
         "tfvae_version": tfvae.__version__,
         "model_class": type(model).__name__,
         "image_shape": list(model.image_shape),
         "latent_dim": int(model.latent_dim),
-        "pixel_range": [0.0, 1.0],
-        "out_of_range_pixels": "rejected",
+        "support": support,
+        **pixels,
         "codes_per_chunk": CODES_PER_CHUNK,
         "samples_per_chunk": SAMPLES_PER_CHUNK,
         "samples_per_seed": estimators.SAMPLES_PER_SEED,

@@ -202,10 +202,6 @@ class FileSource(Source):
         self.name = pathlib.Path(path).stem or pathlib.Path(path).resolve().name
         self.dataset = str(path)
         self.feature_shape, self.likelihood = user.feature_shape, user.likelihood
-        if likelihood is None and user.likelihood == "gaussian":
-            # one learned sigma rather than sigma = 0.1 on standardised values, which misfits most
-            # tables (breast cancer's held-out log-likelihood: -212 +- 57 nats fixed, -39 +- 19 learned)
-            self.likelihood = "gaussian-learned"
         self.standardization = None if user.standardizer is None else {
             "mean": user.standardizer.mean.numpy().tolist(), "scale": user.standardizer.std.numpy().tolist()}
         self.train_size = min(len(user.train_indices), limit or len(user.train_indices))

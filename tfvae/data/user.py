@@ -25,7 +25,8 @@ Kinds and suggested likelihoods, from the values of all examples:
 * all in [0, 1] → ``"continuous-bernoulli"`` (Loaiza-Ganem & Cunningham 2019: the normalised
   Bernoulli density, for grey levels);
 * non-negative integers → ``"poisson"`` (``kind == "counts"`` for vectors);
-* anything else → ``"gaussian"``, and the values are standardized by default.
+* anything else → ``"gaussian-learned"`` (one learned σ), and the values are standardized by
+  default.
 
 ``kind`` is ``"images"`` for ``[H, W, C]`` examples, else ``"counts"`` or ``"vectors"``.
 
@@ -63,15 +64,19 @@ import tensorflow as tf
 
 from tfvae.data import pipeline
 from tfvae.data.errors import CorruptDataError, DataNotFoundError
+from tfvae.models import likelihoods
 
-#: likelihood names :func:`load_file` accepts and checks the values against
-LIKELIHOODS = ("bernoulli", "continuous-bernoulli", "poisson", "gaussian", "gaussian-learned")
+#: likelihood names :func:`load_file` accepts and checks the values against: every likelihood
+#: the models know (:func:`tfvae.models.likelihoods.names`), whose supports the checks read
+LIKELIHOODS = likelihoods.names()
 #: values of :attr:`UserData.kind`
 KINDS = ("vectors", "images", "counts")
-#: likelihoods whose support is [0, 1]
-_UNIT_INTERVAL = ("bernoulli", "continuous-bernoulli")
-#: the only likelihoods that fit standardized values (the others' support is [0, 1] or counts)
-_GAUSSIAN = ("gaussian", "gaussian-learned")
+#: what :func:`load_file` suggests after values all 0 or 1 ("bernoulli"): the first likelihood
+#: whose support holds every value, narrowest support first
+#: what fits values that are not binary, in order: the first whose support holds them all. Real
+#: values get one learned sigma: a fixed sigma = 0.1 on standardised values misfits most tables
+#: (breast cancer's held-out log-likelihood: -212 +- 57 nats fixed, -39 +- 19 learned)
+_SUGGESTIONS = ("continuous-bernoulli", "poisson", "gaussian-learned")
 #: image file suffixes read from a folder (what ``tf.io.decode_image`` decodes)
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".bmp", ".webp")
 _DELIMITERS = {".csv": ",", ".tsv": "\t"}
@@ -336,11 +341,12 @@ def load_file(path, *, label_column=None, image_size=None, validation_fraction=0
       seed: integer seed of the held-out draw (and the default shuffling seed of
         :meth:`UserData.datasets`); ``None`` draws a different split every call.
       standardize: ``None``: standardize when the values are real (suggested likelihood
-        ``"gaussian"``); ``True`` / ``False``: always / never. Statistics come from the training
+        ``"gaussian-learned"``); ``True`` / ``False``: always / never. Statistics come from the training
         part only. ``True`` with a likelihood of [0, 1] values or counts is a ValueError, since
         standardized values leave its support.
-      likelihood: one of :data:`LIKELIHOODS` to check the values against, or ``None`` for the
-        suggested one.
+      likelihood: one of :data:`LIKELIHOODS` (every likelihood a model takes, e.g.
+        ``"negative-binomial"`` for over-dispersed counts) to check the values against its
+        support (:func:`tfvae.models.likelihoods.facts`), or ``None`` for the suggested one.
 
     Returns:
       a :class:`UserData`.
@@ -744,16 +750,18 @@ def _finish(path, read, validation_fraction, seed, standardize, likelihood):
     else:
         _check_support(path, scaled, likelihood, read.where)
     if standardize is None:
-        standardize = suggested in _GAUSSIAN and likelihood in _GAUSSIAN
-    elif standardize and likelihood not in _GAUSSIAN:
-        raise ValueError(f"standardize=True does not fit the {likelihood!r} likelihood, whose "
-                         "values must stay in their support ([0, 1] or counts); use a Gaussian "
-                         "likelihood or standardize=False")
+        standardize = likelihoods.facts(suggested).standardization \
+            and likelihoods.facts(likelihood).standardization
+    elif standardize:
+        problem = likelihoods.standardization_problem(likelihood)
+        if problem is not None:
+            raise ValueError(problem)
     feature_shape = tuple(int(d) for d in stored.shape[1:])
+    counts = likelihoods.facts(suggested).support == "counts"
     if len(feature_shape) == 3:
         kind = "images"
     else:
-        kind = "counts" if suggested == "poisson" else "vectors"
+        kind = "counts" if counts else "vectors"
     labels, class_names = _encode_labels(read)
     train_indices, validation_indices = _split(path, len(stored), validation_fraction, seed)
     standardizer = None
@@ -761,7 +769,7 @@ def _finish(path, read, validation_fraction, seed, standardize, likelihood):
         standardizer = Standardization.from_data(scaled[train_indices].reshape(
             (len(train_indices),) + feature_shape), name="standardization")
     notes = list(read.notes)
-    if kind == "images" and suggested == "poisson" and read.scale == 1:
+    if kind == "images" and counts and read.scale == 1:
         notes.append("Integer pixel values are treated as counts; divide by their maximum (e.g. "
                      "255) before saving for grey levels in [0, 1].")
     return UserData(
@@ -775,25 +783,18 @@ def _finish(path, read, validation_fraction, seed, standardize, likelihood):
 
 def _suggest_likelihood(values):
     if np.all((values == 0) | (values == 1)):
+        # binary data: "bernoulli" (whose check admits grey levels in [0, 1] too, with a warning)
         return "bernoulli"
-    if values.min() >= 0 and values.max() <= 1:
-        return "continuous-bernoulli"
-    if values.min() >= 0 and np.all(values == np.round(values)):
-        return "poisson"
-    return "gaussian"
+    return next(name for name in _SUGGESTIONS if not likelihoods.outside_support(name, values).any())
 
 
 def _check_support(path, values, likelihood, where):
-    if likelihood in _UNIT_INTERVAL:
-        bad, needs = (values < 0) | (values > 1), "values in [0, 1]"
-    elif likelihood == "poisson":
-        bad, needs = (values < 0) | (values != np.round(values)), "non-negative integer counts"
-    else:
-        return
-    if bad.any():
-        i, j = np.argwhere(bad)[0]
-        raise CorruptDataError(f"{path}: the {likelihood} likelihood needs {needs}, but "
-                               f"{where(i, j)} is {values[i, j]:g}")
+    outside = likelihoods.outside_support(likelihood, values)
+    if outside.any():
+        i, j = np.argwhere(outside)[0]
+        raise CorruptDataError(f"{path}: the {likelihood} likelihood models "
+                               f"{likelihoods.facts(likelihood).values}, but {where(i, j)} is "
+                               f"{values[i, j]:g}")
 
 
 def _encode_labels(read):

@@ -44,7 +44,8 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
     Args:
       model: a :class:`tfvae.models.base.VariationalModel`.
       data: examples ``[N, *input_shape]`` (array or tensor) or a tf.data.Dataset of batches of
-        ``x`` or ``(x, y)``.
+        ``x`` or ``(x, y)``, inside the support of the model's likelihood (a ValueError with the
+        message of the model's own data check otherwise, e.g. for x = 2.5 under a Poisson).
       num_samples: K ≥ 1.
       chunk_size: draws per example decoded at once, a multiple of
         ``tfvae.estimators.SAMPLES_PER_SEED`` (250).
@@ -96,7 +97,7 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
     done = 0
     first_index = validation.integer("first_index", first_index, minimum=0)
     for images in _image_batches(data, batch_size):
-        images = _checked_images(shape, images)
+        images = _checked_images(model, shape, images)
         estimates.append(estimate(images, tf.constant(first_index + done, tf.int64), *arguments).numpy())
         done += len(estimates[-1])
         shown.update(done if unit == "example" else len(estimates))
@@ -152,15 +153,20 @@ def _size_of(data):
     return len(data), "example"
 
 
-def _checked_images(shape, images):
+def _checked_images(model, shape, images):
+    """``images`` as float32, shaped ``[N, *shape]`` and inside the support of the model's
+    likelihood: the model's own data check (``model.data_problem``, what ``fit`` and
+    ``evaluate`` check), so that a density is never reported for data it does not cover (a
+    Poisson model would give x = 2.5 a finite log p(x))."""
     images = tf.convert_to_tensor(images)
     if images.dtype != tf.float32:
         images = tf.cast(images, tf.float32)
     if images.shape.rank != len(shape) + 1 or tuple(images.shape[1:]) != shape:
         raise ValueError(f"log_likelihood: images must be shaped [N, {', '.join(map(str, shape))}], "
                          f"got {tuple(images.shape)}")
-    if not bool(tf.reduce_all(tf.math.is_finite(images))):
-        raise ValueError("log_likelihood: the images contain NaN or Inf")
+    problem = model.data_problem(images.numpy())
+    if problem is not None:
+        raise ValueError(f"log_likelihood: {problem}")
     return images
 
 

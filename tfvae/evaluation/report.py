@@ -25,6 +25,7 @@ from tfvae.evaluation.likelihood import log_likelihood_metrics
 from tfvae.evaluation.probe import probe_metrics
 from tfvae.evaluation.reconstruction import reconstruction_metrics
 from tfvae.evaluation.sparsity import sparsity_metrics
+from tfvae.models import likelihoods
 
 _OBJECTIVES = weakref.WeakKeyDictionary()
 
@@ -144,22 +145,18 @@ def evaluate_model(model, data, verbose="auto", plan=None, part=None, **options)
     return metrics
 
 
-#: likelihoods whose data are discrete, so log p(x) is a log-probability and bits/dim mean a code length
-_DISCRETE = ("binary", "counts")
-
-
 def _likelihood_units(model, metrics):
     """Names the likelihood and the units of every log-density in metrics.json: nats per example
-    and, for discrete data, bits per dimension (−log₂ p(x) / D)."""
+    and, for discrete data (:attr:`tfvae.models.likelihoods.Facts.discrete`: log p(x) is then a
+    log-probability), bits per dimension (−log₂ p(x) / D)."""
     if not model.is_probabilistic():
         return {}
-    layer = model.likelihood_layer
-    units = {"likelihood": getattr(layer, "kind", type(layer).__name__),
-             "likelihood_support": getattr(layer, "support", None),
+    facts = likelihoods.facts(model.likelihood_layer)
+    units = {"likelihood": facts.name, "likelihood_support": facts.support,
              "log_density_units": "nats per example"}
     if model.get_config().get("standardization") is not None:
         units["log_density_units"] += " (of the data in their own units: the standardisation's Jacobian included)"
-    if "test_log_likelihood" in metrics and units["likelihood_support"] in _DISCRETE:
+    if "test_log_likelihood" in metrics and facts.discrete:
         dimensions = int(np.prod(model.feature_shape))
         units["test_bits_per_dim"] = -metrics["test_log_likelihood"] / (dimensions * np.log(2.0))
         units["test_bits_per_dim_se"] = metrics["test_log_likelihood_se"] / (dimensions * np.log(2.0))

@@ -82,8 +82,10 @@ class VariationalModel(TrainingLoop):
         networks see (x − m) / s and p(x|z) is the likelihood of the standardised values mapped
         back to x's units (``tfd.TransformedDistribution``), so log p(x|z) keeps its Jacobian
         −Σ log s and stays a density of x. Saved with the model, so ``encode``, the CLI and the
-        SavedModel apply the same transform. (Under a count likelihood the encoder sees
-        log(1 + x) instead.)
+        SavedModel apply the same transform. Only for a likelihood of real values (``gaussian``,
+        ``gaussian-learned``; :func:`tfvae.models.likelihoods.standardization_problem` says why
+        the others refuse it). Without it the encoder sees what the likelihood's facts say
+        (:func:`tfvae.models.likelihoods.facts`): x, or log(1 + x) for counts.
       validate_inputs: check that the data given to ``fit`` and ``evaluate`` are finite and in
         the likelihood's support (e.g. [0, 1] for the Bernoulli), failing with a clear message
         instead of a NaN loss; the checks run outside the compiled step (see
@@ -111,6 +113,10 @@ class VariationalModel(TrainingLoop):
                 and self.observation_scale != default:
             raise ValueError(f"observation_scale applies to the gaussian likelihoods, not {self.likelihood_option!r} "
                              f"(got observation_scale={self.observation_scale})")
+        if self.standardization is not None:
+            problem = likelihoods.standardization_problem(self.likelihood_option)
+            if problem is not None:
+                raise ValueError(problem)
 
     def __init__(self, input_shape=None, latent_dim=None, encoder=None, decoder=None, *, image_shape=None,
                  **options):
@@ -191,9 +197,7 @@ class VariationalModel(TrainingLoop):
         dtype under mixed precision: distributions and objectives work in float32)."""
         if self._standardizer is not None:
             images = self._standardizer.inverse(images)
-        elif self.likelihood_layer.support == "counts":
-            # counts span orders of magnitude: the encoder sees log(1 + x), as in scVI, so that a
-            # count of 400 cannot saturate its first layer (p(x|z) stays a density of x itself)
+        elif likelihoods.facts(self.likelihood_layer).encoder_input == "log1p":
             images = tf.math.log1p(tf.cast(images, tf.float32))
         return tf.cast(self.encoder(images, training=training), tf.float32)
 

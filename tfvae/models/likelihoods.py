@@ -32,10 +32,19 @@ name                      P   support         p(x_i | z), the decoder giving ...
                                               logits); a and logits
 =======================  ===  ==============  =================================================
 
-Data checks. ``support`` says which data a likelihood is a density for; ``check_data(x)`` returns
-a message for data outside it (or None), ``data_warning(x)`` a message for data it accepts but
-models poorly (grey levels under ``bernoulli``), ``data_assertions(x)`` the same check as in-graph
-assertions. ``requires_unit_interval`` is derived from ``support``.
+Facts and data checks. This module is the one place that knows what each likelihood is a
+density for; the data loader, the models, evaluation and export read it from here.
+:func:`facts` gives a :class:`Facts` for a name or a layer without building one: its ``support``
+(one of :data:`SUPPORTS`), its support in words, whether it is ``discrete`` (binary data and
+counts: log p(x) is a log-probability and −log₂ p(x) / D bits per dimension a code length),
+whether ``standardization`` (x − m) / s applies (real support only: an affine map of {0, 1},
+[0, 1] or the counts leaves them) and what the encoder sees (log(1 + x) for counts).
+:func:`check_data` returns a message for data outside the support (or None),
+:func:`outside_support` marks those values, :func:`standardization_problem` says why a likelihood
+cannot model standardised data. A layer's ``check_data(x)`` is :func:`check_data` for itself,
+``data_warning(x)`` a message for data it accepts but models poorly (grey levels under
+``bernoulli``), ``data_assertions(x)`` the same check as in-graph assertions.
+``requires_unit_interval`` is derived from ``support``.
 
 Example::
 
@@ -44,8 +53,11 @@ Example::
     >>> p.log_prob(counts)                                # [batch]
     >>> layer.check_data(np.array([[1, 2.5]]))
     'the poisson likelihood models counts (non-negative integers); the data have non-integer values (e.g. 2.5)'
+    >>> facts("poisson").support, facts("poisson").discrete, facts("poisson").encoder_input
+    ('counts', True, 'log1p')
 """
 
+import dataclasses
 import math
 
 import keras
@@ -57,6 +69,17 @@ tfd = tfp.distributions
 
 #: what data each likelihood's density is for
 SUPPORTS = ("binary", "unit-interval", "real", "counts")
+
+#: support -> (the values in words, discrete, standardization applies, encoder input)
+_SUPPORT_FACTS = {
+    # binary: grey levels in [0, 1] are accepted with a warning (data_warning), so the check is [0, 1]
+    "binary": ("values in [0, 1]", True, False, "x"),
+    "unit-interval": ("values in [0, 1]", False, False, "x"),
+    "real": ("finite real values", False, True, "x"),
+    # counts span orders of magnitude: the encoder sees log(1 + x), as in scVI, so that a count
+    # of 400 cannot saturate its first layer (p(x|z) stays a density of x itself)
+    "counts": ("counts (non-negative integers)", True, False, "log1p"),
+}
 
 _REGISTRY = {}
 
@@ -89,10 +112,6 @@ def _check_number(what, value, low, strict=True):
         raise ValueError(f"{what} must be a finite number {'>' if strict else '>='} {low}, "
                          f"got {value!r}")
     return float(value)
-
-
-def _example_of(values):
-    return np.asarray(values).flat[0].item()
 
 
 class Likelihood(keras.layers.Layer):
@@ -142,36 +161,8 @@ class Likelihood(keras.layers.Layer):
 
     def check_data(self, x):
         """None when every value of ``x`` (array-like) lies in this likelihood's ``support``,
-        else a message saying which values do not."""
-        x = np.asarray(x)
-        if x.dtype.kind == "b":
-            x = x.astype(np.uint8)
-        if x.dtype.kind not in "uif":
-            return f"the {self.kind} likelihood needs numeric data, got dtype {x.dtype}"
-        problems = []
-        finite = np.isfinite(x)
-        if not finite.all():
-            problems.append(f"{int((~finite).sum())} NaN or Inf values")
-            x = x[finite]
-        if self.support in ("binary", "unit-interval"):
-            want = "values in [0, 1]"
-            if (x < 0).any():
-                problems.append(f"values below 0 (min {x.min().item()})")
-            if (x > 1).any():
-                problems.append(f"values above 1 (max {x.max().item()})")
-        elif self.support == "counts":
-            want = "counts (non-negative integers)"
-            if (x < 0).any():
-                problems.append(f"negative values (min {x.min().item()})")
-            if x.dtype.kind == "f":
-                fractional = x != np.floor(x)
-                if fractional.any():
-                    problems.append(f"non-integer values (e.g. {_example_of(x[fractional])})")
-        else:
-            want = "finite real values"
-        if not problems:
-            return None
-        return f"the {self.kind} likelihood models {want}; the data have {', '.join(problems)}"
+        else a message saying which values do not (:func:`check_data`)."""
+        return check_data(self, x)
 
     def data_warning(self, x):
         """A message when ``x`` lies in the support but this likelihood models it poorly (None
@@ -181,23 +172,21 @@ class Likelihood(keras.layers.Layer):
     def data_assertions(self, x):
         """:meth:`check_data` as a list of in-graph ``tf.debugging`` assertions on a float
         tensor ``x`` (for a training step; note XLA drops them)."""
+        known = facts(self)
+        says = f"tfvae: the {known.name} likelihood models {known.values}; the data have"
         checks = [tf.debugging.assert_all_finite(x, "tfvae: the data contain NaN or Inf")]
-        if self.requires_unit_interval:
+        if known.support in ("binary", "unit-interval"):
             checks += [
-                tf.debugging.assert_greater_equal(
-                    tf.reduce_min(x), tf.cast(0, x.dtype),
-                    message=f"tfvae: the {self.kind} likelihood needs values in [0, 1]; got values below 0"),
-                tf.debugging.assert_less_equal(
-                    tf.reduce_max(x), tf.cast(1, x.dtype),
-                    message=f"tfvae: the {self.kind} likelihood needs values in [0, 1]; got values above 1")]
-        elif self.support == "counts":
+                tf.debugging.assert_greater_equal(tf.reduce_min(x), tf.cast(0, x.dtype),
+                                                  message=f"{says} values below 0"),
+                tf.debugging.assert_less_equal(tf.reduce_max(x), tf.cast(1, x.dtype),
+                                               message=f"{says} values above 1")]
+        elif known.support == "counts":
             checks += [
-                tf.debugging.assert_greater_equal(
-                    tf.reduce_min(x), tf.cast(0, x.dtype),
-                    message=f"tfvae: the {self.kind} likelihood needs counts; got negative values"),
-                tf.debugging.assert_equal(
-                    tf.reduce_all(tf.equal(x, tf.floor(x))), True,
-                    message=f"tfvae: the {self.kind} likelihood needs counts; got non-integer values")]
+                tf.debugging.assert_greater_equal(tf.reduce_min(x), tf.cast(0, x.dtype),
+                                                  message=f"{says} negative values"),
+                tf.debugging.assert_equal(tf.reduce_all(tf.equal(x, tf.floor(x))), True,
+                                          message=f"{says} non-integer values")]
         return checks
 
     # ------------------------------------------------------------------------ saving
@@ -387,6 +376,126 @@ def names():
     return tuple(_REGISTRY)
 
 
+def _unknown(likelihood):
+    return ValueError(f"unknown likelihood {likelihood!r}; expected one of {names()} or a likelihood "
+                      "layer")
+
+
+# ---------------------------------------------------------------------------- facts and checks
+
+@dataclasses.dataclass(frozen=True)
+class Facts:
+    """What a likelihood is a density for (see the module docstring).
+
+    Attributes:
+      name: the likelihood's name (a layer's ``kind``).
+      support: one of :data:`SUPPORTS`.
+      values: the support in words, as messages say it (``"values in [0, 1]"``).
+      discrete: binary data or counts: log p(x) is a log-probability (≤ 0) and −log₂ p(x) / D a
+        code length in bits per dimension; otherwise log p(x) is a density, in units of x.
+      standardization: whether a model may standardise the data, x ↦ (x − m) / s (real
+        support only).
+      encoder_input: what the encoder sees: ``"x"``, or ``"log1p"`` for log(1 + x) (counts).
+    """
+
+    name: str
+    support: str
+    values: str
+    discrete: bool
+    standardization: bool
+    encoder_input: str
+
+
+def facts(likelihood):
+    """The :class:`Facts` of a likelihood name (without building its layer) or layer.
+
+        >>> facts("gaussian-learned").standardization, facts("bernoulli").discrete
+        (True, True)
+    """
+    if isinstance(likelihood, keras.layers.Layer):
+        name, support = getattr(likelihood, "kind", None) or type(likelihood).__name__, \
+            getattr(likelihood, "support", None)
+    elif isinstance(likelihood, str) and likelihood in _REGISTRY:
+        name, support = likelihood, _REGISTRY[likelihood][0].support
+    else:
+        raise _unknown(likelihood)
+    if support not in _SUPPORT_FACTS:
+        raise ValueError(f"the likelihood {name!r} declares support {support!r}; expected one of "
+                         f"{SUPPORTS}")
+    return Facts(name, support, *_SUPPORT_FACTS[support])
+
+
+def _violations(support, x):
+    """``[(description, mask, pick)]``, one per way finite values ``x`` can leave ``support``:
+    ``mask`` marks them, ``description.format(pick(those values))`` says so."""
+    if support in ("binary", "unit-interval"):
+        return [("values below 0 (min {})", x < 0, np.min), ("values above 1 (max {})", x > 1, np.max)]
+    if support == "counts":
+        return [("negative values (min {})", x < 0, np.min),
+                ("non-integer values (e.g. {})", x != np.floor(x), lambda values: values.flat[0])]
+    return []
+
+
+def outside_support(likelihood, x):
+    """A boolean array shaped like ``x`` (numbers): True where a value is not in the support of
+    ``likelihood`` (a name or a layer); NaN and ±Inf never are.
+
+        >>> outside_support("poisson", [[0.0, 2.5, -1.0]])
+        array([[False,  True,  True]])
+    """
+    support = facts(likelihood).support
+    x = np.asarray(x)
+    finite = np.isfinite(x)
+    inside = np.where(finite, x, 0)  # 0 lies in every support
+    outside = ~finite
+    for _, mask, _ in _violations(support, inside):
+        outside |= mask
+    return outside
+
+
+def check_data(likelihood, x):
+    """None when every value of ``x`` (array-like) lies in the support of ``likelihood`` (a name
+    or a layer), else one message naming the likelihood, its support and the values outside it.
+    The models' data check (``fit``, ``evaluate``) and :func:`tfvae.evaluation.log_likelihood`
+    give this message.
+
+        >>> check_data("bernoulli", [0.0, 1.5])
+        'the bernoulli likelihood models values in [0, 1]; the data have values above 1 (max 1.5)'
+    """
+    known = facts(likelihood)
+    x = np.asarray(x)
+    if x.dtype.kind == "b":
+        x = x.astype(np.uint8)
+    if x.dtype.kind not in "uif":
+        return f"the {known.name} likelihood needs numeric data, got dtype {x.dtype}"
+    problems = []
+    finite = np.isfinite(x)
+    if not finite.all():
+        problems.append(f"{int((~finite).sum())} NaN or Inf values")
+        x = x[finite]
+    for description, mask, pick in _violations(known.support, x):
+        if mask.any():
+            problems.append(description.format(pick(x[mask]).item()))
+    if not problems:
+        return None
+    return f"the {known.name} likelihood models {known.values}; the data have {', '.join(problems)}"
+
+
+def standardization_problem(likelihood):
+    """None when standardised data (x − m) / s fit ``likelihood`` (real support), else the one
+    message every place that standardises (model constructor, :func:`tfvae.data.load_file`)
+    raises: it names the likelihood and the fix."""
+    known = facts(likelihood)
+    if known.standardization:
+        return None
+    gaussian = ", ".join(repr(name) for name in names() if facts(name).standardization)
+    return (f"standardization does not fit the {known.name!r} likelihood: it models "
+            f"{known.values}, and standardized values (x - mean) / std leave that support, so "
+            f"log p(x) would score other data than x. Use a likelihood of real values ({gaussian}) "
+            "or do not standardize (standardization=None for a model, standardize=False for "
+            "tfvae.data.load_file)")
+
+
 def get(likelihood, observation_scale=0.1, event_ndims=None):
     """A likelihood layer from a name (see :func:`names` and the module docstring's table), or
     ``likelihood`` itself when it is already a :class:`keras.layers.Layer`.
@@ -408,11 +517,11 @@ def get(likelihood, observation_scale=0.1, event_ndims=None):
                              f"but event_ndims={event_ndims} was asked for")
         return likelihood
     if not isinstance(likelihood, str) or likelihood not in _REGISTRY:
-        raise ValueError(f"unknown likelihood {likelihood!r}; expected one of {names()} "
-                         "or a likelihood layer")
+        raise _unknown(likelihood)
     cls, name = _REGISTRY[likelihood]
     return cls._from_name(name, observation_scale, 3 if event_ndims is None else event_ndims)
 
 
-__all__ = ["SUPPORTS", "Likelihood", "BernoulliLikelihood", "ContinuousBernoulliLikelihood",
+__all__ = ["SUPPORTS", "Facts", "check_data", "facts", "outside_support", "standardization_problem",
+           "Likelihood", "BernoulliLikelihood", "ContinuousBernoulliLikelihood",
            "GaussianLikelihood", "PoissonLikelihood", "NegativeBinomialLikelihood", "names", "get"]

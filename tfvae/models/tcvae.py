@@ -1,7 +1,5 @@
 """β-TCVAE (Chen, Li, Grosse and Duvenaud 2018, "Isolating sources of disentanglement in VAEs")."""
 
-import functools
-
 import keras
 import tensorflow as tf
 
@@ -9,8 +7,16 @@ from tfvae import objectives, validation
 from tfvae.models.base import ObjectiveValue, VariationalModel, _per_dimension
 from tfvae.models.options import Option, choice, number
 
-#: dSprites' size (Chen et al.'s data set), the default N when the training set's size is not given
-DEFAULT_DATASET_SIZE = 737_280
+
+def _check_dataset_size(name, value):
+    # no default: N enters log q(z) as log N, so another data set's N (e.g. dSprites' 737,280 on
+    # 60,000 examples) shifts the TC estimate by nats without any sign
+    if value is None:
+        raise ValueError(f"BetaTCVAE needs {name}, the number of training examples N of the "
+                         f"aggregate posterior q(z) = (1/N) sum_n q(z|x_n): pass {name}=<number of "
+                         f"training examples>, e.g. {name}=len(train_images) or "
+                         f"{name}=tfvae.data.info('mnist').num_examples['train']")
+    return validation.integer(name, value, minimum=2)
 
 
 @keras.saving.register_keras_serializable("tfvae")
@@ -27,9 +33,10 @@ class BetaTCVAE(VariationalModel):
 
     Options (beside :class:`tfvae.models.base.VariationalModel`'s):
       beta: weight β >= 0 of the total correlation (6 by default; β > 1 favours factorised codes).
-      dataset_size: N, the number of training examples (a positive integer, at least the batch
-        size). ``tfvae train`` passes the training set's size; the default is dSprites' 737,280.
-        With "mss" it sets the weight 1/N of each code's own posterior in q(z).
+      dataset_size: N, the number of training examples (an integer >= 2, at least the batch
+        size minus one), required: e.g. ``len(train_images)`` or
+        ``tfvae.data.info(name).num_examples["train"]``; ``tfvae train`` passes the training
+        set's size. With "mss" it sets the weight 1/N of each code's own posterior in q(z).
       estimator: ``"mss"`` (minibatch stratified sampling, default) or ``"mws"`` (minibatch
         weighted sampling). Both as in Chen et al.; "mws" reports I, TC and the dimension-wise KL
         shifted by constants of about log N (its weights sum to 1/N, see
@@ -52,8 +59,7 @@ class BetaTCVAE(VariationalModel):
     OPTIONS = {
         "beta": Option(6.0, number(minimum=0.0), "weight beta >= 0 of the total correlation"),
         # no flag: `tfvae train` sets it to the training set's size
-        "dataset_size": Option(DEFAULT_DATASET_SIZE, functools.partial(validation.integer, minimum=2),
-                               "N, the number of training examples", flag=None),
+        "dataset_size": Option(None, _check_dataset_size, "N, the number of training examples", flag=None),
         "estimator": Option("mss", choice(*objectives.TC_ESTIMATORS),
                             "estimate of log q(z): mss (stratified) or mws (weighted)"),
     }
