@@ -459,7 +459,7 @@ def _evaluate_on_workers(model, source, config, train_seconds, strategy, num_wor
                                         for f, v in zip(fields, shared)})
     total = plan.test_images or source.held_out_size
     part = examples.Part.of(distributed.worker_rank(strategy), num_workers, total,
-                            lambda array: distributed.sum_over_workers(strategy, array), chief)
+                            lambda array: distributed.sum_over_workers(strategy, array), chief, plan.batch_size)
     metrics = evaluation.evaluate_model(model, source, plan=plan, part=part, verbose=verbose)
     metrics["evaluation"]["workers"] = num_workers
     metrics["train_seconds"] = round(train_seconds, 2)

@@ -65,6 +65,10 @@ class EvaluationPlan:
       disentanglement_scale: multiple of disentanglement_lib's sample counts (0 skips them).
       probe_train: labelled training examples of the linear probe (0 skips it).
       budget_seconds: the budget a sized plan was made for (None for the full protocol).
+      batch_size: examples per batch of the per-example passes.
+      seed: the test objective's draws are seeded per batch from it (``tf.random.set_seed(seed +
+        batch)``), so an evaluation is reproducible and its parts on several workers draw what
+        one process draws.
     """
 
     mode: str = "full"
@@ -74,10 +78,12 @@ class EvaluationPlan:
     disentanglement_scale: float = 1.0
     probe_train: int = DEFAULT_NUM_TRAIN
     budget_seconds: object = None
+    batch_size: int = 500
+    seed: int = 0
 
     def options(self):
         """The evaluators' options (see :data:`tfvae.evaluation.report.EVALUATORS`)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("mode", "budget_seconds")}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("mode", "budget_seconds", "batch_size")}
 
 
 def full_plan(**given):

@@ -23,9 +23,13 @@ class Part(collections.namedtuple("Part", ["start", "stop", "total", "gather", "
     evaluators that are not per-example)."""
 
     @classmethod
-    def of(cls, rank, num_workers, total, gather, chief):
-        """The ``rank``-th of ``num_workers`` near-equal contiguous parts of ``total`` examples."""
-        return cls(rank * total // num_workers, (rank + 1) * total // num_workers, total, gather, chief)
+    def of(cls, rank, num_workers, total, gather, chief, batch_size=1):
+        """The ``rank``-th of ``num_workers`` near-equal contiguous parts of ``total`` examples,
+        made of whole batches of ``batch_size`` (so that each batch, and the draws seeded by its
+        index, is the one a single process evaluates)."""
+        batches = -(-total // batch_size)
+        first, last = rank * batches // num_workers, (rank + 1) * batches // num_workers
+        return cls(min(first * batch_size, total), min(last * batch_size, total), total, gather, chief)
 
 
 def local_data(context, limit=None, batch_size=500):

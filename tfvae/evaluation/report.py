@@ -12,7 +12,6 @@ for what it is.
 """
 
 import time
-import weakref
 
 import numpy as np
 import tensorflow as tf
@@ -27,31 +26,24 @@ from tfvae.evaluation.reconstruction import reconstruction_metrics
 from tfvae.evaluation.sparsity import sparsity_metrics
 from tfvae.models import likelihoods
 
-_OBJECTIVES = weakref.WeakKeyDictionary()
-
-
-def _per_example_objective(model):
-    """``x -> {metric: [batch] values}``: the model's objective per example, compiled once."""
-    if model not in _OBJECTIVES:
-        @tf.function
-        def objective(images):
-            result = model.compute_objective(model.prepare_inputs(images), training=False)
-            return dict(result.metrics, loss=result.loss)
-        _OBJECTIVES[model] = objective
-    return _OBJECTIVES[model]
-
-
 def _test_objective(model, context):
     """The mean and standard error over the test examples of every metric the model reports
-    (ELBO, reconstruction, KL, ...), as ``test_*`` and ``test_*_se``, and ``test_examples``."""
-    objective = _per_example_objective(model)
-    data, first = examples.local_data(context)
+    (ELBO, reconstruction, KL, ...), as ``test_*`` and ``test_*_se``, and ``test_examples``.
+
+    The objective runs eagerly with its draws seeded per batch (``tf.random.set_seed(seed +
+    batch index)``): reproducible, and the same on the parts of several workers as on one process
+    (whose parts are whole batches)."""
+    batch_size, seed = context["batch_size"], context["options"]["seed"]
+    data, first = examples.local_data(context, batch_size=batch_size)
     values = {}
-    for item in [] if data is None else data:
-        for name, value in objective(_images_of(item)).items():
+    for index, item in enumerate([] if data is None else data):
+        tf.random.set_seed(seed + first // batch_size + index)
+        result = model.compute_objective(model.prepare_inputs(_images_of(item)), training=False)
+        for name, value in dict(result.metrics, loss=result.loss).items():
             values.setdefault(name, []).append(np.atleast_1d(value.numpy()))
     if context.get("part") is not None:  # every worker gathers the same metrics, an empty part too
-        names = objective(_images_of(next(iter(context["test_data"])))).keys()
+        result = model.compute_objective(model.prepare_inputs(_images_of(next(iter(context["test_data"])))))
+        names = set(result.metrics) | {"loss"}
     else:
         names = values.keys()
     metrics = {}
@@ -126,12 +118,12 @@ def evaluate_model(model, data, verbose="auto", plan=None, part=None, **options)
         raise ValueError(f"give the evaluation's settings in the plan or as options, not both: {sorted(options)}")
     start = time.perf_counter()
     is_source = hasattr(data, "held_out")
-    test_data = data.held_out(limit=plan.test_images) if is_source else data
+    test_data = data.held_out(batch_size=plan.batch_size, limit=plan.test_images) if is_source else data
     if plan.test_images is not None and not is_source:
-        test_data = test_data.unbatch().take(plan.test_images).batch(500)
+        test_data = test_data.unbatch().take(plan.test_images).batch(plan.batch_size)
     if getattr(model, "validate_inputs", False):
         test_data = model.checked_data(test_data, "the evaluation data")
-    context = dict(test_data=test_data, source=data if is_source else None, part=part,
+    context = dict(test_data=test_data, source=data if is_source else None, part=part, batch_size=plan.batch_size,
                    options=dict(plan.options(), verbose=verbose if examples.is_reporting({"part": part}) else 0))
     metrics = {}
     for evaluator in EVALUATORS:
