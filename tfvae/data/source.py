@@ -147,6 +147,19 @@ class CatalogSource(Source):
         self._has_factors = bool(info.factor_names)
         # a binarised training set is evaluated on one seeded draw ("threshold" stays "threshold")
         self._evaluation_binarize = {"dynamic": "fixed", "threshold": "threshold"}.get(binarize)
+        self._check_available()
+
+    def _check_available(self):
+        """Reads the files now (they are cached for the pipelines), so that missing or damaged
+        data stop a run before it writes anything."""
+        from tfvae import data
+        from tfvae.data import sources as files
+
+        if self._has_factors:
+            data.factors(self.name, data_dir=self._data_dir)
+            return
+        for split in ("train", self.held_out_split):
+            files.raw_arrays(self.name, split, self._data_dir)
 
     def resolved_settings(self):
         return {"binarize": self.binarize or "none"}
