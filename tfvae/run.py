@@ -347,16 +347,17 @@ def train(config=None, *, out=None, data_dir=None, overwrite=False, verbose="aut
     return Run(out, resolved, model, metrics, history)
 
 
-def _checked_source(config, data_dir):
-    """The source, its values checked against the likelihood asked for (when the model has one)."""
+def _checked_source(config, data_dir, split=None):
+    """The source of ``config``, its values checked against the likelihood asked for (when the
+    model has one; a model without one sees the data as they are)."""
     from tfvae import models
 
     likelihood = config.get("likelihood")
     if "likelihood" not in models.get(config["model"]).declared_options():
         likelihood = None
         if config["binarize"] is None and not sources.is_file(config["dataset"]):
-            config = config.replace(binarize="none")  # no likelihood: the data as they are
-    return open_source(config, data_dir, likelihood=likelihood)
+            config = config.replace(binarize="none")
+    return open_source(config, data_dir, split=split, likelihood=likelihood)
 
 
 def _fit_resumably(model, source, config, out, verbose):
@@ -508,16 +509,11 @@ def evaluate(run_dir, *, data_dir=None, split=None, verbose="auto", **settings):
     config = config.replace(**settings)
     previous_path = run_dir / "metrics.json"
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
-    source = _checked_source_for_evaluation(config, model, data_dir, split)
+    source = _checked_source(config, data_dir, split)
     metrics = evaluate_model(model, source, config, train_seconds=previous.get("train_seconds"), verbose=verbose)
     metrics = dict(previous, **metrics)
     write_text_atomically(previous_path, json.dumps(metrics, indent=2))
     return metrics
-
-
-def _checked_source_for_evaluation(config, model, data_dir, split):
-    likelihood = getattr(model, "likelihood_option", None)
-    return open_source(config, data_dir, split=split, likelihood=likelihood if isinstance(likelihood, str) else None)
 
 
 # ------------------------------------------------------------------------------ pictures
@@ -557,7 +553,7 @@ def plot(run_dir, which=None, data_dir=None):
     """Redraws a finished run's pictures (``which``: some of :data:`PICTURES`); returns the paths."""
     run_dir = pathlib.Path(run_dir)
     model, config = load(run_dir)
-    source = _checked_source_for_evaluation(config, model, data_dir, None)
+    source = _checked_source(config, data_dir)
     metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.json"
     kl = json.loads(metrics_path.read_text()).get("kl_per_dimension") if metrics_path.exists() else None
     history = json.loads(history_path.read_text()) if history_path.exists() else None
