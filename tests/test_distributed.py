@@ -139,7 +139,7 @@ def _batches(sizes, *arrays):
 
 def _fit_both(make, strategy, data, epochs=2, **fit):
     """A model from ``make()`` trained on one device and under ``strategy`` from the same initial
-    weights on the same data: ``[(weights, history), (weights, history)]``."""
+    weights on the same data: ``[(model, history), (model, history)]``."""
     initial = make().get_weights()
     runs = []
     for where in (tf.distribute.get_strategy(), strategy):
@@ -147,15 +147,14 @@ def _fit_both(make, strategy, data, epochs=2, **fit):
             model = make()
             model.set_weights(initial)
             model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=False)
-        history = model.fit(data, epochs=epochs, verbose=0, **fit).history
-        runs.append((model.get_weights(), history))
-    assert max(np.abs(a - b).max() for a, b in zip(initial, runs[0][0])) > 1e-3  # it trained
+        runs.append((model, model.fit(data, epochs=epochs, verbose=0, **fit).history))
+    assert max(np.abs(a - b).max() for a, b in zip(initial, runs[0][0].get_weights())) > 1e-3  # it trained
     return runs
 
 
 def _assert_same(runs, names):
     (single, single_history), (mirrored, mirrored_history) = runs
-    for a, b in zip(single, mirrored):
+    for a, b in zip(single.get_weights(), mirrored.get_weights()):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     for name in names:
         np.testing.assert_allclose(mirrored_history[name], single_history[name], rtol=1e-4, err_msg=name)
@@ -199,6 +198,11 @@ def test_uneven_array_batches_train_exactly(digits, mirrored_strategy):
     runs = _fit_both(_pinned_vae, mirrored_strategy, images, sample_weight=weights, batch_size=3, shuffle=False,
                      validation_split=0.3)
     _assert_same(runs, ("loss", "elbo", "val_loss", "val_elbo"))
+    # evaluate on arrays: 5 + 5 examples split [3, 2] each
+    single, mirrored = (model.evaluate(digits[0][-10:], sample_weight=weights, batch_size=5, verbose=0,
+                                       return_dict=True) for model, _ in runs)
+    for name in single:
+        np.testing.assert_allclose(mirrored[name], single[name], rtol=1e-5, err_msg=name)
 
 
 def test_beta_tcvae_estimates_q_z_over_the_global_batch(digits, mirrored_strategy, tiny_model):

@@ -417,6 +417,9 @@ def pad_batches(dataset, multiple):
         sample_weight = tf.concat([sample_weight, tf.zeros_like(tf.gather(sample_weight, copies))], 0)
         return inputs, targets, sample_weight
 
+    # tf.distribute cannot see a batch size through a map (compute_batch_size gives -1), so it splits
+    # every padded batch by itself into equal, contiguous parts (its "legacy" rebatching) instead of
+    # cutting the stream of examples into parts of the unpadded batch size
     return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
