@@ -451,7 +451,11 @@ def global_batch_size(local_batch, real=None):
     if real is None and replicas == 1:
         return None
     count = local_batch if real is None else tf.math.count_nonzero(real, dtype=tf.int32)
-    return count if replicas == 1 else context.all_reduce(tf.distribute.ReduceOp.SUM, count)
+    if replicas == 1:
+        return count
+    # summed as float32 (exact below 2**24 examples): GPU all-reduces (NCCL) want device tensors,
+    # and TensorFlow keeps int32 ones on the host
+    return tf.cast(context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(count, tf.float32)), tf.int32)
 
 
 def _padded(x, y, sample_weight, batch_size, shuffle, replicas):
