@@ -453,8 +453,8 @@ def global_batch_size(local_batch, real=None):
     count = local_batch if real is None else tf.math.count_nonzero(real, dtype=tf.int32)
     if replicas == 1:
         return count
-    # summed as float32 (exact below 2**24 examples): GPU all-reduces (NCCL) want device tensors,
-    # and TensorFlow keeps int32 ones on the host
+    # summed as float32 (exact below 2**24 examples), the dtype every all-reduce takes: TensorFlow keeps
+    # int32 tensors in host memory on GPUs (not checked on GPUs here)
     return tf.cast(context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(count, tf.float32)), tf.int32)
 
 
