@@ -6,11 +6,15 @@ loop of our own in the manner of TensorFlow's "custom training loop with
 MultiWorkerMirroredStrategy" guide. It runs the models' own ``train_step`` (the one
 :class:`tfvae.models.training.TrainingLoop` defines for ``fit``) inside ``strategy.run``:
 
-* the dataset yields **global** batches; ``experimental_distribute_dataset`` splits each one
-  into ``num_replicas_in_sync`` equal parts (every worker reads the same, identically seeded
-  pipeline and keeps its own parts), and ``train_step`` divides each replica's summed loss by the
-  global batch (``tf.nn.compute_average_loss``), so the all-reduced gradient is the gradient of
-  the global-batch mean, as in single-process training;
+* the dataset yields **global** batches; each is padded to a multiple of ``num_replicas_in_sync``
+  with weight-0 copies of a real example (:func:`tfvae.models.training.pad_batches`: the last,
+  short batch of a data set, or every batch when the batch size is not a multiple of the
+  replicas), ``experimental_distribute_dataset`` splits it into equal parts (every worker reads
+  the same, identically seeded pipeline and keeps its own parts), and ``train_step`` divides each
+  replica's weighted sum of losses by the number of real examples of the global batch (an
+  all-reduced count, :func:`tfvae.models.training.global_batch_size`), so the all-reduced
+  gradient is the gradient of the global-batch mean, as in single-process training, for every
+  batch;
 * the metric trackers are ``keras.metrics.Mean`` objects whose variables are sync-on-read sums:
   reading them between steps adds totals and counts over every replica of every worker, so the
   reported per-epoch ``loss`` is the mean over all examples of the epoch, as ``fit`` reports it;
@@ -410,8 +414,15 @@ def _fit_iterators_before(epoch, known_size):
 
 
 def _distribute(strategy, model, dataset, what):
+    # imported here: this module is imported before multi_worker_strategy, the models after it
+    from tfvae.models.training import pad_batches
+
     if getattr(model, "validate_inputs", False):
         dataset = model.checked_data(dataset, what)
+    if strategy.num_replicas_in_sync > 1:
+        # every global batch split into equal parts: a short batch gets weight-0 padding, which
+        # the train/test steps leave out of the loss, its divisor and the metrics
+        dataset = pad_batches(dataset, strategy.num_replicas_in_sync)
     options = tf.data.Options()
     # every worker reads the whole (identically seeded) pipeline; the rebatching splits each global
     # batch into one part per replica and each worker keeps its own parts. (AUTO would try to shard
