@@ -201,7 +201,7 @@ def summary(out, config, metrics):
     if "disentanglement_scale" in metrics:
         used.append(f"disentanglement at {metrics['disentanglement_scale']:.3g}x disentanglement_lib's samples")
     lines = [f"trained {config['model']} on {plan.get('dataset', config['dataset'])} (latent {config['latent_dim']}, "
-             f"{config['epochs']} epochs, {metrics.get('train_seconds', 0):.0f} s); "
+             f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, {metrics.get('train_seconds', 0):.0f} s); "
              f"{plan.get('mode', 'full')} evaluation in {plan.get('seconds', 0):.0f} s: {', '.join(used)}"]
     if "likelihood" in metrics:
         lines.append(f"  likelihood: {metrics['likelihood']} ({metrics.get('log_density_units', '')})")
