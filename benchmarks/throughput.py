@@ -18,7 +18,7 @@ float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before ev
 fractions are taken against the **best** matmul rate of the whole run, not against one slowed by
 other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
 importance sample). The script records the load average and refuses to report fractions when it
-before the run is above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
+before the run is at or above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
 jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
 it cannot tell a quiet machine from a busy one.)
 
