@@ -205,31 +205,15 @@ def epoch_log(label, steps_per_epoch=None):
     return EpochLog()
 
 
-def build_model(config, source, **python_options):
-    """:func:`tfvae.run.build_model` of a :class:`tfvae.run.RunConfig`, seeded with its seed as
-    :func:`tfvae.run.train` seeds it, plus options a RunConfig cannot hold (``network_options``,
-    ``validate_inputs``, an LLGAE's ``seed``, an explicit ``dataset_size``...).
-
-    ``run.build_model`` takes no such options, so with them the model is built again, from the
-    same seed, with the options it resolved (the config's, the source's likelihood,
-    standardisation and size) and ``python_options`` over them: the same weights as one
-    construction by hand.
-
-    Example:
-      >>> config = tfvae.run.RunConfig(model="vsc", dataset="mnist", latent_dim=200, alpha=0.01)
-      >>> build_model(config, tfvae.run.open_source(config), network_options={"hidden_units": (400,)})
-    """
+def build_model(config, source, **options):
+    """:func:`tfvae.run.build_model`, seeded with the config's seed as :func:`tfvae.run.train`
+    seeds it (``options``: constructor keywords a config does not hold, e.g. ``network_options``)."""
     import keras
 
     from tfvae import run
 
     keras.utils.set_random_seed(config["seed"])
-    model = run.build_model(config, source)
-    if not python_options:
-        return model
-    options = dict(model.options_config(), **python_options)
-    keras.utils.set_random_seed(config["seed"])
-    return type(model)(source.feature_shape, config["latent_dim"], **options)
+    return run.build_model(config, source, **options)
 
 
 def arrays(source, test_examples=None):

@@ -250,20 +250,27 @@ def open_source(config, data_dir=None, split=None, likelihood=None):
         image_size=config["image_size"], validation_fraction=config["validation_fraction"], split=split)
 
 
-def build_model(config, source):
+def build_model(config, source, **options):
     """The (uncompiled) model of ``config`` for ``source``: the options given, the source's
-    likelihood when none is given, its standardisation and (β-TCVAE) its training-set size."""
+    likelihood when none is given, its standardisation and (β-TCVAE) its training-set size.
+    ``options`` are constructor keywords a config does not hold (``network_options``, your own
+    ``encoder`` and ``decoder``, ...); they take precedence.
+
+    Example:
+      >>> config = RunConfig(model="vsc", dataset="mnist", latent_dim=200, alpha=0.01)
+      >>> build_model(config, open_source(config), network_options={"hidden_units": (400,)})
+    """
     from tfvae import models
 
     cls = models.get(config["model"])
     declared = cls.declared_options()
-    options = config.model_options()
+    options = dict(config.model_options(), **options)
     if "likelihood" in declared and "likelihood" not in options:
         options["likelihood"] = source.likelihood
     if "standardization" in declared and source.standardization is not None:
-        options["standardization"] = source.standardization
+        options.setdefault("standardization", source.standardization)
     if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
-        options["dataset_size"] = source.train_size
+        options.setdefault("dataset_size", source.train_size)
     return cls(source.feature_shape, config["latent_dim"], **options)
 
 
