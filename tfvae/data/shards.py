@@ -170,24 +170,25 @@ class _TFRecord(_Kind):
             spec["shape"] = tf.io.FixedLenFeature([len(layout.feature_shape)], tf.int64)
         if layout.labelled:
             spec["label"] = tf.io.FixedLenFeature([], tf.int64)
-        batches = tf.data.TFRecordDataset(str(path)).batch(streaming.SCAN_BATCH)
+        # parsed in the pipeline's threads while the batch before is summarised
+        batches = tf.data.TFRecordDataset(str(path)).batch(streaming.SCAN_BATCH).map(
+            lambda records: tf.io.parse_example(records, spec), num_parallel_calls=tf.data.AUTOTUNE).prefetch(1)
         summary, offset = streaming.Summary(int(np.prod(layout.feature_shape))), 0
         iterator = iter(batches)
         while True:
             try:
-                records = next(iterator)
+                parsed = {k: v.numpy() for k, v in next(iterator).items()}
             except StopIteration:
                 return summary
-            except tf.errors.OpError as error:
-                raise CorruptDataError(f"{path}: damaged TFRecord file after record {offset} ({_reason(error)}); "
-                                       "write it again") from None
-            try:
-                parsed = {k: v.numpy() for k, v in tf.io.parse_example(records, spec).items()}
-            except tf.errors.OpError:
-                bad = _first_unparsable(records.numpy(), spec)
+            except tf.errors.InvalidArgumentError:
+                records = tf.data.TFRecordDataset(str(path)).skip(offset).take(streaming.SCAN_BATCH)
+                bad = _first_unparsable([r.numpy() for r in records], spec)
                 raise CorruptDataError(f"{path}: record {offset + bad} is not an example like record 0 of the first "
                                        f"shard ({layout.describe()}); every record needs the same features "
                                        "(see tfvae.data.shards)") from None
+            except tf.errors.OpError as error:
+                raise CorruptDataError(f"{path}: damaged TFRecord file after record {offset} ({_reason(error)}); "
+                                       "write it again") from None
             if "shape" in parsed:
                 wrong = np.flatnonzero((parsed["shape"] != np.asarray(layout.feature_shape)).any(axis=1))
                 if len(wrong):
@@ -195,7 +196,7 @@ class _TFRecord(_Kind):
                                            f"{parsed['shape'][wrong[0]].tolist()}, the first shard's have "
                                            f"{list(layout.feature_shape)}")
             summary.add(parsed["x"], _where(path, offset), parsed.get("label"))
-            offset += len(records)
+            offset += len(parsed["x"])
 
 
 class _Npy(_Kind):

@@ -43,7 +43,7 @@ from tfvae.data.errors import CorruptDataError
 from tfvae.data.source import EVALUATION_BATCH, Source
 
 #: examples per batch of the statistics pass
-SCAN_BATCH = 4096
+SCAN_BATCH = 1024
 #: bytes of records the training shuffle buffer holds at most (and never more than 10,000 examples)
 SHUFFLE_BYTES = 64 << 20
 MAX_SHUFFLE_BUFFER = 10_000
@@ -93,7 +93,7 @@ class Summary:
                 bad = np.abs(values) > _FLOAT32_MAX
                 problem = "beyond float32's range (±3.4e38)"
             if bad.any():
-                i, j = np.argwhere(bad)[0]
+                i, j = _first(bad)
                 raise CorruptDataError(f"{where(i, j)} is {values[i, j]:g}, {problem}")
             checks = {"negative": lambda v: v < 0, "above_one": lambda v: v > 1,
                       "not_integer": lambda v: v != np.round(v)}
@@ -102,7 +102,7 @@ class Summary:
                 if name not in self.problems:
                     bad = check(values)
                     if bad.any():
-                        i, j = np.argwhere(bad)[0]
+                        i, j = _first(bad)
                         self.problems[name] = (where(i, j), float(values[i, j]))
             self.minimum = min(self.minimum, float(values.min()))
             self.maximum = max(self.maximum, float(values.max()))
@@ -272,6 +272,12 @@ class StreamSource(Source):
         from tfvae import distributed
 
         return distributed.cluster_from_environment().num_workers
+
+
+def _first(bad):
+    """``(i, j)`` of the first True of a boolean ``[n, D]`` (argmax stops there; argwhere would
+    list every one)."""
+    return np.unravel_index(int(bad.argmax()), bad.shape)
 
 
 def num_classes(labels, where):
