@@ -136,12 +136,17 @@ def test_each_worker_reads_its_own_files_once(tmp_path):
     assert sorted(seen) == _rows(source.arrays("train")[0])
 
 
-def test_more_workers_than_training_files_is_an_error(tmp_path, monkeypatch):
+def test_more_workers_than_training_files_or_a_limit_is_an_error(tmp_path, monkeypatch):
     pattern = _write(".npy", tmp_path / "s", [np.ones((3, 2), np.float32)] * 3)
     cluster = {"worker": [f"localhost:{p}" for p in (1, 2, 3)]}
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 0}}))
     with pytest.raises(ValueError, match=r"2 training files for 3 workers; sharding by file needs at least one"):
         data.open_source(pattern)
+    cluster = {"worker": [f"localhost:{p}" for p in (1, 2)]}
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": cluster, "task": {"type": "worker", "index": 1}}))
+    assert data.open_source(pattern).worker_files(1, 2) == data.open_source(pattern).train_files[1:]
+    with pytest.raises(ValueError, match=r"limit=2 with 2 workers: each worker reads its own files"):
+        data.open_source(pattern, limit=2)
 
 
 WORKER = textwrap.dedent("""
@@ -172,11 +177,13 @@ def test_two_workers_train_on_their_own_files(tmp_path):
     ports = _free_ports(2)
     processes = []
     for index in range(2):
-        tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]}, "task": {"type": "worker", "index": index}}
+        tf_config = {"cluster": {"worker": [f"localhost:{p}" for p in ports]},
+                     "task": {"type": "worker", "index": index}}
         env = dict(os.environ, TF_CONFIG=json.dumps(tf_config), TF_CPP_MIN_LOG_LEVEL="2",
                    PYTHONPATH=os.pathsep.join([str(REPO), str(TESTS)]))
-        processes.append(subprocess.Popen([sys.executable, "-c", WORKER, pattern, str(tmp_path / f"w{index}.json")],
-                                          env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"w{index}.log", "w")))
+        with open(tmp_path / f"w{index}.log", "w") as log:
+            processes.append(subprocess.Popen([sys.executable, "-c", WORKER, pattern, str(tmp_path / f"w{index}.json")],
+                                              env=env, stdout=subprocess.DEVNULL, stderr=log))
     assert [_finish(p, 300) for p in processes] == [0, 0], (tmp_path / "w0.log").read_text()[-3000:]
     results = [json.loads((tmp_path / f"w{i}.json").read_text()) for i in range(2)]
     assert len(results[0]["steps"]) == len(results[1]["steps"])
@@ -200,7 +207,8 @@ def test_write_shards_from_a_file_and_the_command_line(tmp_path, capsys):
     assert shards._main(["write", str(table), str(tmp_path / "out"), "--examples-per-shard", "10",
                          "--label-column", "kind"]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
-    assert written == [f"shard-{i:05d}-of-00006.tfrecord" for i in range(6)] and "wrote 6 shard(s)" in capsys.readouterr().out
+    assert written == [f"shard-{i:05d}-of-00006.tfrecord" for i in range(6)]
+    assert "wrote 6 shard(s)" in capsys.readouterr().out
     source = data.open_source(str(tmp_path / "out" / "*.tfrecord"), validation_fraction=0.2)
     loaded = data.load_file(table, label_column="kind", validation_fraction=0)
     every = np.concatenate([source.arrays("train")[0], source.arrays("held_out")[0]])

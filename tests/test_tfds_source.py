@@ -116,7 +116,8 @@ def test_missing_or_unprepared_builders_are_one_clear_error(tmp_path, monkeypatc
 def test_options_that_do_not_apply_are_errors(tmp_path):
     folder = _prepared(tmp_path, "mnist", {"train": 8, "test": 8})
     with _mocked(folder, num_examples=8):
-        with pytest.raises(ValueError, match=r"split 'valid' is not a held-out split of tfds:mnist; expected one of test"):
+        with pytest.raises(ValueError, match=r"split 'valid' is not a held-out split of tfds:mnist; expected one of "
+                                             r"test"):
             data.open_source("tfds:mnist", data_dir=folder, split="valid")
         with pytest.raises(ValueError, match="validation_fraction applies to a tfds data set without a held-out split"):
             data.open_source("tfds:mnist", data_dir=folder, validation_fraction=0.3)

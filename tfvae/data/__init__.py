@@ -62,8 +62,20 @@ from tfvae.data.shapes2d import Shapes2D
 from tfvae.data.pipeline import BINARIZE_MODES
 from tfvae.data.user import Standardization, UserData, load_file
 from tfvae.data.source import CatalogSource, FileSource, Source, open_source
-from tfvae.data.shards import ShardSource, write_shards, write_shards_from_file
-from tfvae.data.tfds_source import TfdsSource
+
+
+#: the streamed sources' names, imported when first used (so that ``python -m tfvae.data.shards``
+#: runs the module once, not a second copy of it)
+_STREAMED = {"ShardSource": "shards", "write_shards": "shards", "write_shards_from_file": "shards",
+             "TfdsSource": "tfds_source"}
+
+
+def __getattr__(name):
+    if name in _STREAMED:
+        import importlib
+
+        return getattr(importlib.import_module(f"tfvae.data.{_STREAMED[name]}"), name)
+    raise AttributeError(f"module 'tfvae.data' has no attribute {name!r}")
 
 
 def available():

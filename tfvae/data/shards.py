@@ -236,9 +236,9 @@ class _Npy(_Kind):
         return Layout(feature_shape, dtype.str, False, None, header_bytes)
 
     def records(self, files, seed):
+        layout = next(iter(files.values()))
+        record_bytes = np.dtype(layout.dtype).itemsize * int(np.prod(layout.feature_shape))
         headers = tf.constant([layout.detail for layout in files.values()], tf.int64)
-        record_bytes = np.dtype(next(iter(files.values())).dtype).itemsize * \
-            int(np.prod(next(iter(files.values())).feature_shape))
         dataset = tf.data.Dataset.from_tensor_slices(([str(f) for f in files], headers))
         return _interleave(_shuffled(dataset, len(files), seed),
                            lambda f, h: tf.data.FixedLengthRecordDataset(f, record_bytes, header_bytes=h), len(files))
@@ -283,8 +283,7 @@ class _Table(_Kind):
         header = rows[0] if user._is_header(rows, self.label_column) else None
         width = len(rows[0])
         label_index = user._label_index(path, self.label_column, header, width)
-        dtype = "text (float64)"
-        return Layout((width - (label_index is not None),), dtype, label_index is not None, label_index,
+        return Layout((width - (label_index is not None),), "numbers", label_index is not None, label_index,
                       int(header is not None))
 
     def _lines(self, path, has_header):
@@ -426,6 +425,9 @@ class ShardSource(streaming.StreamSource):
             raise ValueError(f"{self.dataset}: {len(self.train_files)} training files for {workers} workers; sharding "
                              "by file needs at least one per worker: write more, smaller shards "
                              "(python -m tfvae.data.shards write ... --examples-per-shard N)")
+        if workers > 1 and limit is not None:
+            raise ValueError(f"limit={limit} with {workers} workers: each worker reads its own files, so the first "
+                             "examples are no one set; write the examples wanted as shards instead")
         self.name = _name(self.dataset)
         self.feature_shape = tuple(reference.feature_shape)
         self.held_out_split = "held-out files"

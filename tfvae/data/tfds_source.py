@@ -90,11 +90,14 @@ class TfdsSource(streaming.StreamSource):
         self.num_classes = None if self._label_key is None else int(features[self._label_key].num_classes)
 
     def _records(self, part, seed=None):
+        return self._examples(self._splits[part], seed)
+
+    def _examples(self, split, seed=None):
+        """``(x as stored, label)`` of a tfds split (or slice); ``seed``: shuffle its files."""
         import tensorflow_datasets as tfds
 
         read_config = tfds.ReadConfig(shuffle_seed=seed, shuffle_reshuffle_each_iteration=True)
-        examples = self._builder.as_dataset(split=self._splits[part], shuffle_files=seed is not None,
-                                            read_config=read_config)
+        examples = self._builder.as_dataset(split=split, shuffle_files=seed is not None, read_config=read_config)
         x_key, label_key = self._x_key, self._label_key
         return examples.map(lambda e: (e[x_key], e[label_key] if label_key else tf.constant(-1, tf.int64)),
                             num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -110,19 +113,13 @@ class TfdsSource(streaming.StreamSource):
         key = (str(self._builder.data_dir), self._builder.info.full_name, split, self._x_key, self._label_key, tops)
         if key not in _SCANS:
             summary, offset = streaming.Summary(int(np.prod(self.feature_shape)), tops), 0
-            for x, labels in self._records_of(split).batch(streaming.SCAN_BATCH).as_numpy_iterator():
+            for x, labels in self._examples(split).batch(streaming.SCAN_BATCH).as_numpy_iterator():
                 where = (lambda o: lambda i, j: f"{self.dataset} split {split!r}, example {o + int(i)}, "
                                                 f"feature {int(j)}")(offset)
                 summary.add(x.reshape(len(x), -1), where, labels if self._label_key else None)
                 offset += len(x)
             _SCANS[key] = summary
         return _SCANS[key]
-
-    def _records_of(self, split):
-        x_key, label_key = self._x_key, self._label_key
-        return self._builder.as_dataset(split=split, shuffle_files=False).map(
-            lambda e: (e[x_key], e[label_key] if label_key else tf.constant(-1, tf.int64)),
-            num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 #: (prepared folder, builder, split, features, tops) -> Summary
