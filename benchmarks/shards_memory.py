@@ -17,6 +17,13 @@ examples)::
 It prints one JSON object: the shards' size, the child's peak RSS, their ratio, the seconds of
 writing and training, and whether the claim held (the quick mode reports the ratio but is too
 small to check it).
+
+Measured while writing it (2 busy cores, not the claim's figure): peak RSS 1.19-1.21 GB with 20 MB
+of shards and 1.22 GB with 250 MB (68,635 training examples, 23 s of training): the baseline of
+TensorFlow, the model, XLA and the evaluation dominates; the pipeline adds its shuffle buffer
+(at most 10,000 records, ~32 MB here) and the statistics pass ~50 MB. The full size should take
+about 3 minutes to write, 1 minute for the statistics pass, and some 8 minutes of training plus
+as long for the sized evaluation on 2 cores.
 """
 
 import argparse
