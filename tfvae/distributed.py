@@ -423,12 +423,15 @@ def _distribute(strategy, model, dataset, what):
         # every global batch split into equal parts: a short batch gets weight-0 padding, which
         # the train/test steps leave out of the loss, its divisor and the metrics
         dataset = pad_batches(dataset, strategy.num_replicas_in_sync)
-    options = tf.data.Options()
     # every worker reads the whole (identically seeded) pipeline; the rebatching splits each global
     # batch into one part per replica and each worker keeps its own parts. (AUTO would try to shard
-    # by file first, and warn, for in-memory data.)
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    # by file first, and warn, for in-memory data.) A pipeline that chose a policy keeps it: the
+    # streamed shards of tfvae.data.shards are sharded by FILE, each worker reading its own files.
+    if dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.AUTO:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    return strategy.experimental_distribute_dataset(dataset)
 
 
 def _run_epoch(model, batches, step):
