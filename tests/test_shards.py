@@ -13,7 +13,7 @@ import pytest
 import tensorflow as tf
 from tensorflow.python.data.experimental.ops import distribute as tf_distribute
 
-from tfvae import data, run
+from tfvae import cli, data, run
 from tfvae.data import shards, streaming
 
 from test_multiworker import REPO, TESTS, _finish, _free_ports
@@ -157,9 +157,11 @@ WORKER = textwrap.dedent("""
     strategy = distributed.multi_worker_strategy(timeout=300)
     source = data.open_source(sys.argv[1], seed=0)
     batches = distributed._distribute(strategy, types.SimpleNamespace(), source.train(6, seed=1), "dataset")
+    from tfvae.models.training import REAL_EXAMPLES
     ids = []
-    for x, _ in batches:
-        ids.append([v.numpy()[:, 0].tolist() for v in strategy.experimental_local_results(x)])
+    for x, targets in batches:  # the real examples of each replica's share (not the weight-0 padding)
+        shares = zip(strategy.experimental_local_results(x), strategy.experimental_local_results(targets[REAL_EXAMPLES]))
+        ids.append([v.numpy()[r.numpy() > 0, 0].tolist() for v, r in shares])
     json.dump({"steps": ids, "files": [p.name for p in source.worker_files(strategy.cluster_resolver.task_id, 2)]},
               open(sys.argv[2], "w"))
 """)
@@ -204,8 +206,8 @@ def test_write_shards_from_a_file_and_the_command_line(tmp_path, capsys):
     table = tmp_path / "cells.csv"
     names = np.array(["b", "a", "c"])[rng.integers(0, 3, 53)]
     table.write_text("u,v,kind,w\n" + "".join(f"{r[0]:.9g},{r[1]:.9g},{n},{r[2]:.9g}\n" for r, n in zip(x, names)))
-    assert shards._main(["write", str(table), str(tmp_path / "out"), "--examples-per-shard", "10",
-                         "--label-column", "kind"]) == 0
+    assert cli.main(["shards", str(table), str(tmp_path / "out"), "--examples-per-shard", "10",
+                     "--label-column", "kind"]) == 0
     written = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert written == [f"shard-{i:05d}-of-00006.tfrecord" for i in range(6)]
     assert "wrote 6 shard(s)" in capsys.readouterr().out

@@ -124,8 +124,8 @@ def test_options_that_do_not_apply_are_errors(tmp_path):
         for option in (dict(label_column="label"), dict(image_size=14), dict(binarize="dynamic")):
             with pytest.raises(ValueError, match="does not apply to 'tfds:mnist'"):
                 data.open_source("tfds:mnist", data_dir=folder, **option)
-        with pytest.raises(data.CorruptDataError, match=r"tfds:mnist: the poisson likelihood needs non-negative "
-                                                        r"integer counts, but tfds:mnist split 'train', example \d+"):
+        with pytest.raises(data.CorruptDataError, match=r"tfds:mnist: the poisson likelihood needs counts \(non-negative "
+                                                        r"integers\), but tfds:mnist split 'train', example \d+"):
             data.open_source("tfds:mnist", data_dir=folder, likelihood="poisson")
         assert data.open_source("tfds:mnist", data_dir=folder, binarize="none").binarize is None
 

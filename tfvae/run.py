@@ -91,8 +91,9 @@ def _fraction(name, value):
 #: the run's own settings
 SETTINGS = {
     "model": Setting("vae", _model_name, "model name", type=str),
-    "dataset": Setting("digits", sources.check_dataset, "a built-in data set, or the path of your own .npy, .npz, "
-                       ".csv, .tsv file or image folder", type=str),
+    "dataset": Setting("digits", sources.check_dataset, "a built-in data set; the path of your own .npy, .npz, "
+                       ".csv, .tsv file or image folder; shards to stream by glob ('DIR/*.tfrecord', .npy, .csv); "
+                       "or tfds:NAME[/CONFIG], a prepared TensorFlow Datasets builder", type=str),
     "latent_dim": Setting(10, validation.positive_int, "code size"),
     "epochs": Setting(50, validation.positive_int, "passes over the training data"),
     "batch_size": Setting(32, validation.positive_int, "global batch (over every replica and worker)"),

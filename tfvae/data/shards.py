@@ -44,7 +44,7 @@ the same way.
 
 Command line::
 
-    python -m tfvae.data.shards write cells.csv shards/ --examples-per-shard 10000 \\
+    tfvae shards cells.csv shards/ --examples-per-shard 10000 \\
         --label-column type --shuffle-seed 0
 
 Example:
@@ -60,7 +60,6 @@ import glob
 import os
 import pathlib
 import re
-import sys
 import types
 
 import numpy as np
@@ -424,7 +423,7 @@ class ShardSource(streaming.StreamSource):
         if workers > len(self.train_files):
             raise ValueError(f"{self.dataset}: {len(self.train_files)} training files for {workers} workers; sharding "
                              "by file needs at least one per worker: write more, smaller shards "
-                             "(python -m tfvae.data.shards write ... --examples-per-shard N)")
+                             "(tfvae shards ... --examples-per-shard N)")
         if workers > 1 and limit is not None:
             raise ValueError(f"limit={limit} with {workers} workers: each worker reads its own files, so the first "
                              "examples are no one set; write the examples wanted as shards instead")
@@ -471,7 +470,7 @@ def _held_out_files(dataset, count, fraction, seed):
     if held >= count:
         raise ValueError(f"{dataset}: {count} file(s) are too few to hold out whole files ({held} for "
                          f"validation_fraction={fraction}) and still train; write more, smaller shards "
-                         "(python -m tfvae.data.shards write ... --examples-per-shard N)")
+                         "(tfvae shards ... --examples-per-shard N)")
     return set(np.random.default_rng(seed).choice(count, held, replace=False).tolist())
 
 
@@ -590,40 +589,6 @@ def _checked_examples(x, labels):
                          f"{labels.dtype} and shape {labels.shape}" + (
                              f" with {labels.min()}" if labels.dtype.kind in "iu" and labels.size else ""))
     return x, labels.astype(np.int64)
-
-
-def _main(argv=None):
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m tfvae.data.shards",
-                                     description="Sharded data sets (see tfvae.data.shards).")
-    commands = parser.add_subparsers(dest="command", required=True)
-    write = commands.add_parser("write", help="write a .npy/.npz/.csv/.tsv file or image folder as TFRecord shards")
-    write.add_argument("input", help="the file or image folder (read with tfvae.data.load_file)")
-    write.add_argument("out_dir", help="the folder of the shards")
-    write.add_argument("--examples-per-shard", type=int, default=DEFAULT_EXAMPLES_PER_SHARD, metavar="N",
-                       help=f"examples per file (default {DEFAULT_EXAMPLES_PER_SHARD})")
-    write.add_argument("--label-column", metavar="COLUMN", help="a table's column (name or 0-based index) of labels")
-    write.add_argument("--image-size", type=int, metavar="N", help="an image folder: resize images to NxN")
-    write.add_argument("--shuffle-seed", type=int, metavar="S", help="shuffle the examples first, from S")
-    write.add_argument("--overwrite", action="store_true", help="replace the .tfrecord files in OUT_DIR")
-    args = parser.parse_args(argv)
-    label_column = args.label_column
-    if label_column is not None and label_column.lstrip("-").isdigit():
-        label_column = int(label_column)
-    try:
-        paths = write_shards_from_file(args.input, args.out_dir, examples_per_shard=args.examples_per_shard,
-                                       label_column=label_column, image_size=args.image_size,
-                                       shuffle_seed=args.shuffle_seed, overwrite=args.overwrite)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"tfvae: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {len(paths)} shard(s) to {pathlib.Path(args.out_dir)} ({paths[0].name}, ...)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_main())
 
 
 __all__ = ["DEFAULT_EXAMPLES_PER_SHARD", "KINDS", "Layout", "PATTERN_CHARACTERS", "ShardSource", "is_shards",

@@ -214,7 +214,7 @@ class FileSource(Source):
 
         if validation_fraction == 0:
             raise ValueError("validation_fraction must be > 0: a run is evaluated on held-out data")
-        user = data.load_file(path, label_column=_label_column(label_column), image_size=image_size,
+        user = data.load_file(path, label_column=label_column_of(label_column), image_size=image_size,
                               validation_fraction=validation_fraction, seed=seed, likelihood=likelihood)
         self.user_data, self._seed, self._limit = user, seed, limit
         self.name = pathlib.Path(path).stem or pathlib.Path(path).resolve().name
@@ -285,7 +285,7 @@ def open_source(dataset, *, data_dir=None, seed=0, likelihood=None, binarize=Non
         if tfds_source.is_tfds(dataset):
             return tfds_source.TfdsSource(dataset, data_dir=data_dir, seed=seed, likelihood=likelihood, limit=limit,
                                           split=split, validation_fraction=validation_fraction)
-        return shards.ShardSource(dataset, seed=seed, likelihood=likelihood, label_column=_label_column(label_column),
+        return shards.ShardSource(dataset, seed=seed, likelihood=likelihood, label_column=label_column_of(label_column),
                                   validation_fraction=validation_fraction, limit=limit)
     if not is_file(dataset):
         for key, value in (("label_column", label_column), ("image_size", image_size)):
@@ -303,7 +303,7 @@ def open_source(dataset, *, data_dir=None, seed=0, likelihood=None, binarize=Non
                       validation_fraction=validation_fraction, limit=limit)
 
 
-def _label_column(value):
+def label_column_of(value):
     """A column's header name, or its 0-based index given as an integer or digits."""
     if value is None or isinstance(value, int):
         return value

@@ -49,9 +49,6 @@ SHUFFLE_BYTES = 64 << 20
 MAX_SHUFFLE_BUFFER = 10_000
 #: files read at once by the training pipeline's interleave
 CYCLE_LENGTH = 16
-#: likelihoods whose support is [0, 1] / counts / the real line (as in tfvae.data.user)
-_UNIT_INTERVAL = ("bernoulli", "continuous-bernoulli")
-_GAUSSIAN = ("gaussian", "gaussian-learned")
 _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
@@ -158,15 +155,19 @@ class Summary:
             return "continuous-bernoulli"
         if minimum >= 0 and integer:
             return "poisson"
-        return "gaussian"
+        return "gaussian-learned"  # one learned sigma, as load_file chooses for real values
 
     def check_support(self, likelihood, scale=1):
-        """Raises CorruptDataError naming the first value outside ``likelihood``'s support."""
-        if likelihood in _UNIT_INTERVAL:
-            needs, problems = "values in [0, 1]", ("negative", "above_one") if scale == 1 else ()
-        elif likelihood == "poisson":
-            needs, problems = "non-negative integer counts", \
-                ("negative", "not_integer") if scale == 1 else (f"not_0_or_{scale:g}",)
+        """Raises CorruptDataError naming the first value outside ``likelihood``'s support
+        (:func:`tfvae.models.likelihoods.facts`)."""
+        from tfvae.models import likelihoods
+
+        facts = likelihoods.facts(likelihood)
+        needs = facts.values
+        if facts.support in ("binary", "unit-interval"):
+            problems = ("negative", "above_one") if scale == 1 else ()
+        elif facts.support == "counts":
+            problems = ("negative", "not_integer") if scale == 1 else (f"not_0_or_{scale:g}",)
         else:
             return
         for name in problems:
@@ -209,15 +210,16 @@ class StreamSource(Source):
         self.held_out_size = held_out.count
         suggested = every.suggest_likelihood(self._scale)
         if likelihood is None:
-            # one learned sigma for real values, as tfvae.data.FileSource chooses
-            likelihood = "gaussian-learned" if suggested == "gaussian" else suggested
+            likelihood = suggested
         else:
             try:
                 every.check_support(likelihood, self._scale)
             except CorruptDataError as error:
                 raise CorruptDataError(f"{where}: {error}") from None
         self.likelihood = likelihood
-        if suggested in _GAUSSIAN and likelihood in _GAUSSIAN:
+        from tfvae.models import likelihoods
+
+        if likelihoods.facts(suggested).standardization and likelihoods.facts(likelihood).standardization:
             shape = self.feature_shape
             self.standardization = {"mean": train.mean.reshape(shape).tolist(),
                                     "scale": train.std().reshape(shape).tolist()}
