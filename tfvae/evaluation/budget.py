@@ -124,9 +124,10 @@ def sized_plan(model, source, budget_seconds, **given):
 def _log_likelihood_plan(model, images, max_images, seconds, samples):
     """K and the images of a log-likelihood estimate that costs about ``seconds``."""
     step = estimators.SAMPLES_PER_SEED
-    pilot = images[:20]
-    log_likelihood(model, pilot, num_samples=step, verbose=0)  # traces the estimator
-    per_sample = _seconds(lambda: log_likelihood(model, pilot, num_samples=step, verbose=0)) / (len(pilot) * step)
+    pilot, pilot_samples = images[:20], min(step, samples or step)  # a K given is what the estimate costs
+    log_likelihood(model, pilot, num_samples=pilot_samples, verbose=0)  # traces the estimator
+    per_sample = _seconds(lambda: log_likelihood(model, pilot, num_samples=pilot_samples, verbose=0)) \
+        / (len(pilot) * pilot_samples)
     affordable = seconds / per_sample  # image-samples
     if samples is None:
         samples = DEFAULT_NUM_SAMPLES if affordable / DEFAULT_NUM_SAMPLES >= min(MIN_IMAGES, max_images) \
