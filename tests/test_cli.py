@@ -2,15 +2,16 @@
 
 import json
 import os
+import pathlib
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
-from tfvae import cli
+from tfvae import cli, run
 
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "2", "--latent-dim", "3", "--limit", "256", "--log-likelihood-samples", "20", "--quiet"]
 
 
@@ -22,10 +23,25 @@ def _error_line(capsys):
     return lines[0]
 
 
+def _console(argv):
+    """``python -m tfvae.cli ARGV`` in a fresh process, as a user runs it (the checkout's tfvae)."""
+    return subprocess.run([sys.executable, "-m", "tfvae.cli", *argv], capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT)
+
+
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
+    """One run of the console script in a fresh process, shared by the tests of this module;
+    test_config_reproduces_the_run trains it again from its config.json in another fresh process."""
     out = tmp_path_factory.mktemp("runs") / "bvae"
-    assert cli.main(["train", "--model", "beta-vae", "--beta", "2", "--seed", "3", "--out", str(out)] + FAST) == 0
+    argv = ["train", "--model", "beta-vae", "--beta", "2", "--seed", "3", "--out", str(out)] + FAST
+    result = _console([a for a in argv if a != "--quiet"])  # not quiet: the summary ends stdout
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    lines = lines[next(i for i, line in enumerate(lines) if line.startswith("trained ")):]
+    assert lines[0].startswith("trained beta-vae on digits (latent 3, 2 epochs"), result.stdout
+    assert any(line.startswith("  ELBO ") and "±" in line and line.endswith("nats/example") for line in lines)
+    assert lines[-1].startswith(f"run directory: {out}")
     return out
 
 
@@ -42,10 +58,11 @@ def test_train_writes_a_complete_run_directory(run_dir):
     np.testing.assert_allclose(metrics["test_elbo"], metrics["test_reconstruction"] - metrics["test_kl"], rtol=1e-4)
     # the importance-sampled log-likelihood bounds the ELBO from above (up to Monte Carlo error)
     assert metrics["test_log_likelihood"] > metrics["test_elbo"] - 0.5
-    config = json.loads((run_dir / "config.json").read_text())
-    assert config["settings"]["model"] == "beta-vae" and config["settings"]["beta"] == 2.0
-    model = keras.models.load_model(run_dir / "model.keras")
+    settings = json.loads((run_dir / "config.json").read_text())["settings"]
+    assert settings["model"] == "beta-vae" and settings["beta"] == 2.0
+    model, config = run.load(run_dir)  # keras.models.load_model, with tfvae's classes registered
     assert type(model).__name__ == "BetaVAE" and model.beta == 2.0 and model.latent_dim == 3
+    assert config.as_dict() == settings
 
 
 def test_evaluate_recomputes_the_metrics(run_dir, capsys):
@@ -71,20 +88,17 @@ def test_plot_redraws_only_what_is_asked(run_dir, capsys):
 
 
 def test_config_reproduces_the_run(run_dir, tmp_path):
-    """Each run in a fresh process, as a user reruns a command: under XLA (the default) the
-    sampling noise is a function of the seed per process (a second model trained in the same
-    process continues XLA's random state; README, "Fast by default")."""
-    first, again = tmp_path / "first", tmp_path / "again"
-    command = [sys.executable, "-m", "tfvae.cli", "train"]
-    for argv in (["--config", str(run_dir / "config.json"), "--out", str(first)],
-                 ["--config", str(first / "config.json"), "--out", str(again)]):
-        result = subprocess.run(command + argv + ["--quiet"],
-                                capture_output=True, text=True, timeout=600,
-                                env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-        assert result.returncode == 0, result.stderr[-2000:]
-    settings = [json.loads((d / "config.json").read_text())["settings"] for d in (run_dir, first, again)]
-    assert settings[0] == settings[1] == settings[2]
-    a, b = (json.loads((d / "history.json").read_text()) for d in (first, again))
+    """The run again from its config.json, in a fresh process as a user reruns a command: the same
+    settings and the same training losses as the run from the command-line flags. (Under XLA, the
+    default, the sampling noise is a function of the seed per process: a second model trained in
+    the same process continues XLA's random state; README, "Fast by default".)"""
+    again = tmp_path / "again"
+    result = _console(["train", "--config", str(run_dir / "config.json"), "--out", str(again), "--quiet"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    settings = [json.loads((d / "config.json").read_text())["settings"] for d in (run_dir, again)]
+    assert settings[0] == settings[1]
+    a, b = (json.loads((d / "history.json").read_text()) for d in (run_dir, again))
+    assert len(a["loss"]) == 2
     np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
 
 
@@ -117,8 +131,7 @@ def test_bad_arguments_give_one_clear_line(argv, message, capsys, tmp_path):
 
 
 def test_the_console_script_reports_errors_without_a_traceback():
-    result = subprocess.run([sys.executable, "-m", "tfvae.cli", "train", "--latent-dim", "-2"],
-                            capture_output=True, text=True, timeout=120)
+    result = _console(["train", "--latent-dim", "-2"])
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert "tfvae: error: --latent-dim must be a positive integer, got -2" in result.stderr

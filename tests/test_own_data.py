@@ -17,8 +17,8 @@ from tfvae import cli
 from tfvae.models import VAE, VSC, IWAE
 
 
-def _fit(model, x, epochs=4):
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+def _fit(model, x, epochs=4, jit_compile="auto"):
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=jit_compile)
     return model.fit(x, epochs=epochs, batch_size=64, verbose=0, shuffle=False).history["loss"]
 
 
@@ -53,7 +53,9 @@ def test_vector_models_train_encode_and_decode(cls):
     x = load_wine().data.astype("float32")
     standardization = {"mean": x.mean(0).tolist(), "scale": x.std(0).tolist()}
     model = cls(input_shape=(13,), latent_dim=3, likelihood="gaussian-learned", standardization=standardization)
-    losses = _fit(model, x)
+    # without XLA (a third of the time): the vector VAE trains under the default XLA compile in
+    # the CSV run below, VSC and IWAE in their own tests
+    losses = _fit(model, x, jit_compile=False)
     assert losses[-1] < losses[0]
     assert model.encode(x[:5]).shape == (5, 3)
     assert model.decode(model.encode(x[:5])).shape == (5, 13)
@@ -118,8 +120,9 @@ def test_cli_trains_on_an_npz_of_wine(tmp_path):
     path = tmp_path / "wine.npz"
     np.savez(path, x=bunch.data.astype("float32"), y=bunch.target)
     out = tmp_path / "run"
+    # no log-likelihood (its estimator's tracing is most of a tiny run): the CSV run has it
     assert cli.main(["train", "--dataset", str(path), "--model", "beta-vae", "--beta", "2", "--latent-dim", "2",
-                     "--epochs", "2", "--out", str(out), "--log-likelihood-samples", "10", "--quiet"]) == 0
+                     "--epochs", "1", "--out", str(out), "--log-likelihood-samples", "0", "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["model_config"]["beta"] == 2.0
 
 
@@ -132,7 +135,7 @@ def test_cli_trains_on_an_image_folder(tmp_path):
             (tmp_path / "images" / label / f"{i}.png").write_bytes(tf.io.encode_png(pixels).numpy())
     out = tmp_path / "run"
     assert cli.main(["train", "--dataset", str(tmp_path / "images"), "--image-size", "8", "--epochs", "1",
-                     "--latent-dim", "2", "--out", str(out), "--log-likelihood-samples", "5", "--quiet"]) == 0
+                     "--latent-dim", "2", "--out", str(out), "--log-likelihood-samples", "0", "--quiet"]) == 0
     assert json.loads((out / "config.json").read_text())["model_config"]["input_shape"] == [8, 8, 1]
 
 

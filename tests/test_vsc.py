@@ -173,30 +173,6 @@ def test_training_lowers_the_loss_and_reports_the_metrics(digits):
     assert history["sharpness"][-1] > history["sharpness"][0]
 
 
-def test_save_and_load_round_trip(digits, tmp_path):
-    images, _ = digits
-    keras.utils.set_random_seed(5)
-    model = _small(alpha=0.1, sharpness_start=40.0, sharpness_end=120.0, sharpness_steps=100,
-                   warmup_start=1, warmup_end=3, threshold=0.6)
-    model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    model.fit(_dataset(images[:256]), epochs=1, verbose=0)
-    path = tmp_path / "vsc.keras"
-    model.save(path)
-    loaded = keras.models.load_model(path)
-    assert type(loaded) is VSC
-    config = loaded.get_config()
-    for key, value in dict(alpha=0.1, sharpness_start=40.0, sharpness_end=120.0,
-                           sharpness_steps=100, warmup_start=1, warmup_end=3,
-                           threshold=0.6).items():
-        assert config[key] == value
-    x = images[:32]
-    np.testing.assert_allclose(loaded.encode(x), model.encode(x), rtol=1e-6)
-    np.testing.assert_allclose(float(loaded.sharpness()), float(model.sharpness()))
-    np.testing.assert_allclose(loaded.kl_per_dimension(loaded.posterior(x)),
-                               model.kl_per_dimension(model.posterior(x)), rtol=1e-5)
-    loaded.fit(_dataset(images[:64]), epochs=1, verbose=0)  # training resumes
-
-
 def test_registered_for_the_command_line():
     assert models.get("vsc") is VSC
 
@@ -227,23 +203,28 @@ def test_bad_hyperparameters_are_rejected(kwargs, message):
 
 # ----------------------------------------------------------------------------- command line
 
-def test_command_line_trains_vsc_and_reports_probe_and_sparsity(tmp_path, capsys):
+def test_command_line_trains_vsc_with_learned_alpha_and_reports_probe_and_sparsity(tmp_path, capsys):
+    """One run for every VSC flag: the options reach the model, N of the α hyperprior is the
+    training set's size, and the evaluation has the probe and the sparsity of the codes."""
     import json
 
     from tfvae import cli
 
     out = tmp_path / "run"
-    status = cli.main(["train", "--model", "vsc", "--alpha", "0.2", "--sharpness-steps", "100",
-                       "--latent-dim", "4", "--epochs", "1", "--limit", "128",
-                       "--log-likelihood-samples", "0", "--quiet", "--out", str(out)])
+    status = cli.main(["train", "--model", "vsc", "--dataset", "digits", "--learn-alpha", "--alpha", "0.4",
+                       "--alpha-prior-b", "20", "--sharpness-steps", "100", "--latent-dim", "4", "--epochs", "1",
+                       "--limit", "128", "--log-likelihood-samples", "0", "--quiet", "--out", str(out)])
     assert status == 0
     config = json.loads((out / "config.json").read_text())
-    assert config["model_class"] == "VSC" and config["model_config"]["alpha"] == 0.2
-    assert config["model_config"]["sharpness_steps"] == 100
+    assert config["model_class"] == "VSC"
+    config = config["model_config"]
+    assert config["alpha"] == 0.4 and config["sharpness_steps"] == 100
+    assert config["learn_alpha"] is True and config["alpha_prior_b"] == 20.0
+    assert config["dataset_size"] == 128  # the training set's size, passed by the command line
     metrics = json.loads((out / "metrics.json").read_text())
     assert 0.0 <= metrics["probe_accuracy"] <= 1.0 and metrics["probe_train"] == 128  # the run's training examples (--limit)
     assert metrics["code_zero_fraction"] + metrics["code_nonzero_fraction"] == 1.0
-    assert "test_nonzero" in metrics
+    assert "test_nonzero" in metrics and np.isfinite(metrics["test_elbo"])
 
     assert cli.main(["train", "--model", "vsc", "--alpha", "1.5", "--out", str(tmp_path / "x")]) == 2
     assert "alpha" in capsys.readouterr().err
@@ -303,7 +284,7 @@ def test_learned_alpha_elbo_is_a_lower_bound_on_the_importance_sampled_log_likel
     images, _ = digits
     keras.utils.set_random_seed(7)
     model = _learned(alphas=_ALPHAS)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), jit_compile=False)  # XLA: the command line's test
     model.fit(_dataset(images[:512]), epochs=2, verbose=0)  # learned, not the start values
     assert not np.allclose(model.slab_prior_probabilities(), _ALPHAS, atol=1e-3)
     x = images[600:606]
@@ -338,7 +319,7 @@ def test_gradients_reach_alpha_j_and_vanish_at_the_empirical_bayes_optimum(digit
     np.testing.assert_allclose(tape.gradient(loss, model.alpha_logits), 0.0, atol=1e-5)
     # and the optimizer moves α toward it
     model.alpha_logits.assign(np.full(6, -3.0, "float32"))
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)  # XLA: the command line's test
     before = np.abs(model.slab_prior_probabilities().numpy() - optimum)
     model.fit(x, batch_size=len(x), epochs=20, verbose=0)
     gamma = _encoder_outputs(model, x)[2]
@@ -363,26 +344,38 @@ def test_the_hyperprior_term_is_beta_log_density_over_n(digits):
     np.testing.assert_allclose(result.loss, -result.metrics["elbo"], rtol=1e-6)
 
 
-def test_learned_alpha_survives_save_and_load_and_export(digits, tmp_path):
+def test_save_and_load_round_trip_with_learned_alpha_and_export(digits, tmp_path):
+    """Every option, the schedules' position (the optimizer's step count), the learned α_j and
+    the optimizer state survive saving: the reloaded model encodes, prices the KL and trains on
+    like the original. The SavedModel samples and scores with the learned α_j. A fixed-α VSC
+    (no α weight) round-trips too. Trained without XLA: the compiled path is
+    test_training_lowers_the_loss_and_reports_the_metrics's and the command line's."""
     from tfvae import evaluation, export
 
     images, _ = digits
     keras.utils.set_random_seed(9)
-    model = _learned(alpha=0.4, alpha_prior_b=30.0, dataset_size=1797)
-    model.compile(optimizer=keras.optimizers.Adam(1e-2))
-    model.fit(_dataset(images[:256]), epochs=2, verbose=0)
+    options = dict(sharpness_start=40.0, sharpness_end=120.0, sharpness_steps=100, warmup_start=1, warmup_end=3,
+                   threshold=0.6)
+    model = _learned(alpha=0.4, alpha_prior_b=30.0, dataset_size=1797, **options)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+    model.fit(_dataset(images[:256]), epochs=2, verbose=0)  # 8 steps: mid-schedule
     alphas = model.slab_prior_probabilities().numpy()
     assert not np.allclose(alphas, 0.4, atol=1e-3)
     model.save(tmp_path / "vsc.keras")
     loaded = keras.models.load_model(tmp_path / "vsc.keras")
+    assert type(loaded) is VSC
     config = loaded.get_config()
-    assert config["learn_alpha"] is True and config["alpha_prior_b"] == 30.0
-    assert config["alpha_prior_a"] == 1.0 and config["dataset_size"] == 1797
+    for key, value in dict(options, alpha=0.4, learn_alpha=True, alpha_prior_a=1.0, alpha_prior_b=30.0,
+                           dataset_size=1797).items():
+        assert config[key] == value, key
     np.testing.assert_allclose(loaded.slab_prior_probabilities(), alphas, rtol=1e-6)
     x = images[:32]
+    np.testing.assert_allclose(loaded.encode(x), model.encode(x), rtol=1e-6)
+    np.testing.assert_allclose(float(loaded.sharpness()), 40.0 + 80.0 * 8 / 100, rtol=1e-6)
+    np.testing.assert_allclose(float(loaded.sharpness()), float(model.sharpness()))
     np.testing.assert_allclose(loaded.kl_per_dimension(loaded.posterior(x)),
                                model.kl_per_dimension(model.posterior(x)), rtol=1e-5)
-    loaded.fit(_dataset(images[:64]), epochs=1, verbose=0)  # still trains α
+    loaded.fit(_dataset(images[:64]), epochs=1, verbose=0)  # training resumes, and still trains α
     assert not np.allclose(loaded.slab_prior_probabilities(), alphas)
 
     served = tf.saved_model.load(export.export_saved_model(model, tmp_path / "serving", name="vsc"))
@@ -394,6 +387,13 @@ def test_learned_alpha_survives_save_and_load_and_export(digits, tmp_path):
     per_example = evaluation.log_likelihood(model, x[:4], num_samples=100, seed=5, return_per_example=True,
                                             verbose=0)[-1]
     np.testing.assert_allclose(served_ll, per_example, rtol=1e-4, atol=1e-3)
+
+    fixed = _small(alpha=0.1, **options)
+    fixed.save(tmp_path / "fixed.keras")
+    loaded = keras.models.load_model(tmp_path / "fixed.keras")
+    assert loaded.get_config()["alpha"] == 0.1 and loaded.learn_alpha is False
+    assert not hasattr(loaded, "alpha_logits")
+    np.testing.assert_allclose(loaded.encode(x), fixed.encode(x), rtol=1e-6)
 
 
 @pytest.mark.parametrize("kwargs,message", [
@@ -407,23 +407,6 @@ def test_learned_alpha_survives_save_and_load_and_export(digits, tmp_path):
 def test_bad_learned_alpha_options_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         _small(**kwargs)
-
-
-def test_command_line_trains_vsc_with_learned_alpha(tmp_path):
-    import json
-
-    from tfvae import cli
-
-    out = tmp_path / "run"
-    status = cli.main(["train", "--model", "vsc", "--dataset", "digits", "--learn-alpha", "--alpha", "0.4",
-                       "--alpha-prior-b", "20", "--latent-dim", "4", "--epochs", "1", "--limit", "256",
-                       "--log-likelihood-samples", "0", "--quiet", "--out", str(out)])
-    assert status == 0
-    config = json.loads((out / "config.json").read_text())["model_config"]
-    assert config["learn_alpha"] is True and config["alpha_prior_b"] == 20.0
-    assert config["dataset_size"] == 256  # the training set's size, passed by the command line
-    metrics = json.loads((out / "metrics.json").read_text())
-    assert np.isfinite(metrics["test_elbo"]) and "probe_accuracy" in metrics
 
 
 # ------------------------------------------------------------- benchmarks/vsc_study.py
