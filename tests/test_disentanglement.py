@@ -321,8 +321,14 @@ def test_scaled_scores_never_give_mig_fewer_than_10000_images_nor_other_bins(mon
              for n in (1000, 10_000) for s in range(3)]
     assert np.mean(noise[:3]) > 3 * np.mean(noise[3:])
     calls = {}
+    def recorded(name):
+        def score(*args, **kwargs):
+            calls.setdefault(name, []).append(kwargs)
+            return (0.5, {"standard_error": 0.01}) if kwargs.get("return_details") else 0.5
+        return score
+
     for name in ("beta_vae_score", "factor_vae_score", "mutual_information_gap"):
-        monkeypatch.setattr(dis, name, lambda *args, _name=name, **kwargs: calls.setdefault(_name, []).append(kwargs) or 0.5)
+        monkeypatch.setattr(dis, name, recorded(name))
     for scale in (0.01, 2.0):
         assert dis.disentanglement_scores(lambda x: x, FactorsAsObservations(), scale=scale) == \
             {"beta_vae_score": 0.5, "factor_vae_score": 0.5, "mig": 0.5}

@@ -214,8 +214,7 @@ class RunConfig:
 
     def replace(self, **changes):
         """A new config with ``changes`` (None resets a setting to its default)."""
-        values = {k: v for k, v in self._values.items() if k in SETTINGS or k in EVALUATION_SETTINGS
-                  or k in model_settings()}
+        values = dict(self._values)
         if "model" in changes and changes["model"] != values["model"]:
             values = {k: v for k, v in values.items() if k in SETTINGS or k in EVALUATION_SETTINGS}
         values.update(changes)

@@ -151,5 +151,6 @@ def _likelihood_units(model, metrics):
     if "test_log_likelihood" in metrics and facts.discrete:
         dimensions = int(np.prod(model.feature_shape))
         units["test_bits_per_dim"] = -metrics["test_log_likelihood"] / (dimensions * np.log(2.0))
-        units["test_bits_per_dim_se"] = metrics["test_log_likelihood_se"] / (dimensions * np.log(2.0))
+        if "test_log_likelihood_se" in metrics:
+            units["test_bits_per_dim_se"] = metrics["test_log_likelihood_se"] / (dimensions * np.log(2.0))
     return units
