@@ -51,24 +51,20 @@ Efficiency, all exact:
     python benchmarks/disentanglement.py --runs vae beta-vae:8 --seeds 0 1 2 --steps 20000 --architecture conv
 
 Writes ``OUT/results.json`` after every (configuration, seed), so an interrupted run keeps what
-it finished (``--resume`` skips those), ``OUT/results.md`` (the table), per-run traversal and KL-bar
-PNGs and ``OUT/scores_vs_beta.png``; with ``--figures DIR`` grey copies of seed 0's pictures and the
-scores-against-β plot go to ``DIR/disentanglement_*.png``.
+it finished and, started again, skips those (``--fresh`` starts over), ``OUT/results.md`` (the
+table), per-run traversal and KL-bar PNGs and ``OUT/scores_vs_beta.png``; with ``--figures DIR``
+grey copies of seed 0's pictures and the scores-against-β plot go to ``DIR/disentanglement_*.png``.
 """
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
-import platform
 import resource
-import shlex
-import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -238,20 +234,6 @@ def use_xla(args):
     return not (args.precision == "mixed_bfloat16" and not tf.config.list_physical_devices("GPU"))
 
 
-class Progress(keras.callbacks.Callback):
-    """One line per epoch: step, loss, KL, seconds."""
-
-    def __init__(self, label, steps_per_epoch):
-        super().__init__()
-        self.label, self.steps_per_epoch, self.start = label, steps_per_epoch, time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        print(f"  {self.label:<16} step {(epoch + 1) * self.steps_per_epoch:>7}  "
-              f"loss {logs.get('loss', float('nan')):8.2f}  kl {logs.get('kl', float('nan')):6.2f}  "
-              f"{time.time() - self.start:6.0f} s", flush=True)
-
-
 def run_one(name, value, seed, args, grid, out):
     label = run_label(name, value)
     keras.utils.set_random_seed(seed)
@@ -261,7 +243,7 @@ def run_one(name, value, seed, args, grid, out):
     steps_per_epoch = args.steps // epochs
     wall, cpu = time.time(), time.process_time()
     model.fit(grid.train_dataset(args.batch_size, seed), steps_per_epoch=steps_per_epoch, epochs=epochs,
-              verbose=0, shuffle=False, callbacks=[Progress(f"{label} s{seed}", steps_per_epoch)])
+              verbose=0, shuffle=False, callbacks=[harness.epoch_log(f"{label} s{seed}", steps_per_epoch)])
     train_wall, train_cpu = time.time() - wall, time.process_time() - cpu
 
     wall = time.time()
@@ -401,18 +383,13 @@ def shrink_png(source, target):
         image.convert("L").quantize(colors=16).save(target, optimize=True)
 
 
-def uptime():
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return f"load average {os.getloadavg()}"
-
-
 # --------------------------------------------------------------------------------- main
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="smoke run: tiny nets, 32x32, few steps and samples")
+    # shapes2d is rendered, not read: no --data-dir
+    harness.add_arguments(parser, __file__, quick="smoke run: tiny nets, 32x32, few steps and samples", resume=True,
+                          data_dir=False)
     parser.add_argument("--protocol", action="store_true",
                         help="disentanglement_lib's settings: conv net, Adam 1e-4, 300000 steps, "
                              f"{PROTOCOL_RUNS}, seeds 0 1 2, float32 + XLA (a GPU job)")
@@ -437,10 +414,8 @@ def parse_args(argv):
     parser.add_argument("--mig-points", type=int, default=10_000, help="MIG's images (disentanglement_lib: 10000)")
     parser.add_argument("--test-size", type=int, default=2000, help="test images for ELBO, KL and pictures")
     parser.add_argument("--traversal-rows", type=int, default=8, help="latents shown in the traversals")
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/out/disentanglement"))
     parser.add_argument("--figures", type=pathlib.Path, help="also copy seed 0's PNGs and the score plot here")
-    parser.add_argument("--resume", action="store_true", help="keep the runs already in OUT/results.json")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     defaults = dict(runs=CPU_RUNS, seeds=[0, 1], steps=500, learning_rate=1e-3, architecture="mlp",
                     precision="mixed_bfloat16")
     if args.protocol:
@@ -473,14 +448,15 @@ def parse_args(argv):
 
 def main(argv=None):
     args = parse_args(argv)
+    header = harness.machine_header(args.command)
     keras.mixed_precision.set_global_policy(args.precision)
     args.out.mkdir(parents=True, exist_ok=True)
-    start_wall, start_cpu, start_uptime = time.time(), time.process_time(), uptime()
-    command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0]] + list(argv if argv is not None else sys.argv[1:]))
+    start_wall, start_cpu = time.time(), time.process_time()
     shapes = tfvae.data.factors("shapes2d", image_size=args.image_size, **args.grid)
     grid = PackedGrid(shapes)
     render_seconds = time.time() - start_wall
-    settings = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items() if k != "parsed_runs"}
+    settings = {k: str(v) if isinstance(v, pathlib.Path) else v for k, v in vars(args).items()
+                if k not in ("parsed_runs", "command", "benchmark")}
     settings.update(xla=use_xla(args), beta_vae_metric=scaled(disentanglement.BETA_VAE_DEFAULTS, args),
                     factor_vae_metric=scaled(disentanglement.FACTOR_VAE_DEFAULTS, args),
                     mig_metric=dict(disentanglement.MIG_DEFAULTS, num_train=args.mig_points))
@@ -488,43 +464,41 @@ def main(argv=None):
           f"({shapes.num_images} images, {len(grid.train)} train) rendered in {render_seconds:.0f} s; runs "
           f"{args.runs} x seeds {args.seeds}; {args.steps} steps of {args.batch_size}, Adam {args.learning_rate:g}; "
           f"{args.architecture}; {args.precision}, XLA {use_xla(args)}; metrics: beta-VAE {settings['beta_vae_metric']}, "
-          f"FactorVAE {settings['factor_vae_metric']}, MIG {settings['mig_metric']}\n{start_uptime}", flush=True)
+          f"FactorVAE {settings['factor_vae_metric']}, MIG {settings['mig_metric']}\n{harness.describe(header)}",
+          flush=True)
 
-    results_path = args.out / "results.json"
-    runs = []
-    if args.resume and results_path.exists():
-        runs = json.loads(results_path.read_text())["runs"]
-        print(f"resuming: {len(runs)} runs kept", flush=True)
+    # what a run's scores depend on (not which runs and seeds, nor where the pictures go)
+    comparable = {k: v for k, v in settings.items() if k not in ("runs", "seeds", "out", "figures", "fresh")}
+    results = harness.Results(args.out / "results.json", header, settings=comparable, fresh=args.fresh)
+    if results.records:
+        print(f"resuming: {len(results.records)} runs kept", flush=True)
 
     def save(final=False):
         usage = resource.getrusage(resource.RUSAGE_SELF)
-        summary = dict(
-            command=command, date=datetime.datetime.now().isoformat(timespec="seconds"),
-            machine=f"{platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
-                    f"Keras {keras.__version__}, GPU {bool(tf.config.list_physical_devices('GPU'))}",
-            settings=settings, uptime_start=start_uptime, uptime_now=uptime(), finished=final,
+        runs = list(results.records.values())
+        results.save(
+            arguments=settings, finished=final, load_average_now=harness.load_average(),
             render_seconds=round(render_seconds, 1), wall_seconds=round(time.time() - start_wall, 1),
             cpu_seconds=round(time.process_time() - start_cpu, 1),
             cpu_seconds_user_sys=round(usage.ru_utime + usage.ru_stime, 1),
-            summary=summarise(runs) if runs else {}, runs=runs)
-        write_text_atomically(results_path, json.dumps(summary, indent=1))
-        return summary
+            summary=summarise(runs) if runs else {})
 
-    done = {(r["model"], r["value"], r["seed"]) for r in runs}
     for seed in args.seeds:  # seed-major: a cut-short run still has every configuration once
         for name, value in args.parsed_runs:
-            if (name, value, seed) in done:
+            key = f"{run_label(name, value)}/seed{seed}"
+            if results.done(key):
                 continue
-            runs.append(run_one(name, value, seed, args, grid, args.out))
+            results.records[key] = run_one(name, value, seed, args, grid, args.out)
             save()
-            plot_scores_vs_beta(runs, args.out / "scores_vs_beta.png")
-    summary = save(final=True)
+            plot_scores_vs_beta(list(results.records.values()), args.out / "scores_vs_beta.png")
+    save(final=True)
+    runs = list(results.records.values())
     plot_scores_vs_beta(runs, args.out / "scores_vs_beta.png")
-    markdown = table(summary["summary"]) + "\n\nPer seed:\n\n" + per_seed_table(runs)
-    (args.out / "results.md").write_text(markdown + "\n")
+    markdown = table(results.extra["summary"]) + "\n\nPer seed:\n\n" + per_seed_table(runs)
+    write_text_atomically(args.out / "results.md", markdown + "\n")
     print(markdown)
-    print(f"wall {summary['wall_seconds']:.0f} s, process CPU {summary['cpu_seconds']:.0f} s\n"
-          f"start: {start_uptime}\nend:   {summary['uptime_now']}", flush=True)
+    print(f"wall {results.extra['wall_seconds']:.0f} s, process CPU {results.extra['cpu_seconds']:.0f} s\n"
+          f"load average at the start {header['load_average']}, now {results.extra['load_average_now']}", flush=True)
     if args.figures:
         args.figures.mkdir(parents=True, exist_ok=True)
         for path in sorted(args.out.glob("*_seed0_*.png")):

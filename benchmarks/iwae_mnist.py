@@ -28,46 +28,42 @@ numbers directly.
     python benchmarks/iwae_mnist.py --full --nll-examples 10000   # the paper's schedule (a GPU job)
     python benchmarks/iwae_mnist.py --quick                  # smoke run, a minute or two
 
-Results go to ``--out`` (default benchmarks/out/iwae_mnist/): ``results.json`` (rewritten after
-each model, so a long run can be inspected while it goes), ``snr.json``, ``snr_vs_k.png``,
-``<model>.keras`` and ``log.txt`` lines on stdout.
+Results go to ``--out`` (default benchmarks/out/iwae_mnist/): ``results.json`` (rewritten
+atomically after each model, so a long run can be inspected while it goes, and read back on start, so
+an interrupted run resumes after the models it finished; ``--fresh`` starts over), ``snr.json``,
+``snr_vs_k.png``, ``<model>.keras``, ``<model>-log_likelihood.npy`` and progress lines on stdout.
 """
 
 import argparse
 import json
 import math
-import os
 import pathlib
-import platform
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
-if "TFVAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
-    os.environ["TFVAE_DATA_DIR"] = str(_SHARED)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
-from tfvae import objectives  # noqa: E402
-from tfvae.models import CIWAE, IWAE, MIWAE, PIWAE, VAE  # noqa: E402
+from tfvae import objectives, run  # noqa: E402
+from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
 
 #: the paper's reference after 3280 epochs: test NLL in nats (Burda et al. 2015; Rainforth et al.
 #: 2018, whose CIWAE, MIWAE and PIWAE use 64 samples per example)
 REFERENCE_NLL = {"vae": 86.76, "iwae-5": 85.54, "iwae-50": 84.78, "miwae-8x8": 84.97,
                  "ciwae-0.05": 84.57, "piwae-8x8": 84.46}
 
-#: name -> (class, constructor arguments)
+#: name -> its run settings (tfvae.run.RunConfig)
 MODELS = {
-    "vae": (VAE, {}),
-    "iwae-5": (IWAE, dict(num_samples=5)),
-    "iwae-50": (IWAE, dict(num_samples=50)),
-    "miwae-8x8": (MIWAE, dict(num_estimates=8, num_samples=8)),
-    "ciwae-0.05": (CIWAE, dict(num_samples=64, beta=0.05)),
-    "piwae-8x8": (PIWAE, dict(num_estimates=8, num_samples=8)),
+    "vae": dict(model="vae"),
+    "iwae-5": dict(model="iwae", num_samples=5),
+    "iwae-50": dict(model="iwae", num_samples=50),
+    "miwae-8x8": dict(model="miwae", num_estimates=8, num_samples=8),
+    "ciwae-0.05": dict(model="ciwae", num_samples=64, ciwae_beta=0.05),
+    "piwae-8x8": dict(model="piwae", num_estimates=8, num_samples=8),
 }
 
 BATCH_SIZE = 20
@@ -93,10 +89,11 @@ def schedule(steps_per_epoch, epochs=None, full=False):
     return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, learning_rates()), total_epochs
 
 
-def build(name, seed):
-    cls, kwargs = MODELS[name]
-    keras.utils.set_random_seed(seed)
-    return cls(image_shape=(28, 28, 1), latent_dim=50, architecture="iwae-mlp", likelihood="bernoulli", **kwargs)
+def config(name, args, limit):
+    """The IWAE paper's network and data: one stochastic layer of 50, 784-200-200-50 tanh, a
+    Bernoulli decoder, dynamically binarised MNIST in batches of 20."""
+    return run.RunConfig(dataset="mnist", latent_dim=50, architecture="iwae-mlp", likelihood="bernoulli",
+                         binarize="dynamic", batch_size=BATCH_SIZE, seed=args.seed, limit=limit, **MODELS[name])
 
 
 def test_images(count, seed=123):
@@ -107,33 +104,23 @@ def test_images(count, seed=123):
     return images[:count], images
 
 
-class EpochLog(keras.callbacks.Callback):
-    def __init__(self, name):
-        super().__init__()
-        self.name, self.start = name, time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = "  ".join(f"{k} {v:.3f}" for k, v in (logs or {}).items())
-        print(f"[{self.name}] epoch {epoch + 1}  {time.time() - self.start:.0f} s  {shown}", flush=True)
-
-
-def train_and_evaluate(name, args, train_data, steps_per_epoch, nll_images, all_test, out):
-    model = build(name, args.seed)
+def train_and_evaluate(name, args, source, train_data, steps_per_epoch, nll_images, all_test, out):
+    model = harness.build_model(config(name, args, source.train_size), source)
     lr, epochs = schedule(steps_per_epoch, args.epochs, args.full)
     model.compile(optimizer=keras.optimizers.Adam(lr, beta_1=0.9, beta_2=0.999, epsilon=1e-4),
                   steps_per_execution=50)
     start = time.time()
     history = model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, shuffle=False,
-                        callbacks=[EpochLog(name)])
+                        callbacks=[harness.epoch_log(name)])
     train_seconds = time.time() - start
-    model.save(out / f"{name}.keras")
+    save_model_atomically(model, out / f"{name}.keras")
 
     start = time.time()
     mean, se, per_example = tfvae.evaluation.log_likelihood(
         model, nll_images, num_samples=args.nll_samples, seed=args.seed, return_per_example=True)
     nll_seconds = time.time() - start
     units, _ = tfvae.evaluation.active_units(model, all_test)
-    np.save(out / f"{name}-log_likelihood.npy", per_example)
+    np.save(out / f"{name}-log_likelihood.npy", per_example)  # before the record: a resumed run reads it
     result = dict(test_nll=-mean, test_nll_se=se, active_units=units, train_seconds=train_seconds,
                   nll_seconds=nll_seconds, epochs=epochs,
                   final_train=dict((k, float(v[-1])) for k, v in history.history.items()),
@@ -194,17 +181,17 @@ def plot_snr(ks, curves, path, title):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_arguments(parser, __file__, quick="smoke run: 2000 training images, 1 epoch, small K", resume=True)
     parser.add_argument("--epochs", type=int, default=5, help="epochs of the compressed schedule (default 5)")
     parser.add_argument("--full", action="store_true", help="the paper's 3280-epoch schedule")
-    parser.add_argument("--quick", action="store_true", help="smoke run: 2000 training images, 1 epoch, small K")
     parser.add_argument("--models", nargs="*", default=list(MODELS), help=f"subset of {list(MODELS)}")
     parser.add_argument("--nll-samples", type=int, default=5000, help="K of the log-likelihood estimate")
     parser.add_argument("--nll-examples", type=int, default=1000, help="test images for the NLL (max 10000)")
     parser.add_argument("--snr-ks", type=int, nargs="*", default=[1, 4, 16, 64], help="K values of the SNR plot")
     parser.add_argument("--snr-repeats", type=int, default=200, help="gradient estimates per SNR value")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path(__file__).parent / "out" / "iwae_mnist")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    header = harness.machine_header(args.command)
     unknown = [m for m in args.models if m not in MODELS]
     if unknown:
         parser.error(f"unknown models {unknown}; expected some of {list(MODELS)}")
@@ -215,29 +202,36 @@ def main(argv=None):
         args.epochs, args.nll_samples, args.nll_examples, args.snr_repeats = 1, 200, 100, 10
         args.snr_ks, limit = [1, 8], 2000
     args.out.mkdir(parents=True, exist_ok=True)
+    print(harness.describe(header), flush=True)
 
-    train_data = tfvae.data.load("mnist", "train", batch_size=BATCH_SIZE, shuffle=True, seed=args.seed,
-                                 binarize="dynamic", drop_remainder=True, limit=limit).repeat()
-    steps_per_epoch = (limit or 60_000) // BATCH_SIZE
+    source = run.open_source(config("vae", args, limit))
+    # one pipeline for every model, as it always was (each fit continues its seeded reshuffling)
+    train_data = source.train(BATCH_SIZE, seed=args.seed).repeat()
+    steps_per_epoch = source.train_size // BATCH_SIZE
     nll_images, all_test = test_images(args.nll_examples)
-    header = dict(date=time.strftime("%Y-%m-%d"), machine=f"{platform.machine()}, {os.cpu_count()} cores",
-                  tensorflow=tf.__version__, command=" ".join([os.path.basename(sys.argv[0])] + sys.argv[1:]),
-                  schedule="full (3280 epochs)" if args.full else f"compressed to {args.epochs} epochs",
-                  learning_rates=learning_rates(), batch_size=BATCH_SIZE, nll_samples=args.nll_samples,
-                  nll_examples=len(nll_images), quick=args.quick)
-    results, per_example, models = dict(settings=header, models={}), {}, {}
+    settings = dict(schedule="full (3280 epochs)" if args.full else f"compressed to {args.epochs} epochs",
+                    learning_rates=learning_rates(), batch_size=BATCH_SIZE, train_examples=source.train_size,
+                    nll_samples=args.nll_samples, nll_examples=len(nll_images), seed=args.seed)
+    results = harness.Results(args.out / "results.json", header, settings=settings, fresh=args.fresh)
+    per_example, models = {}, {}
     for name in args.models:
-        results["models"][name], per_example[name], models[name] = train_and_evaluate(
-            name, args, train_data, steps_per_epoch, nll_images, all_test, args.out)
+        if results.done(name):  # finished in an earlier session: its model and per-image estimates are saved
+            print(f"[{name}] done earlier: test NLL {results.records[name]['test_nll']:.2f}", flush=True)
+            per_example[name] = np.load(args.out / f"{name}-log_likelihood.npy")
+            models[name] = keras.models.load_model(args.out / f"{name}.keras")
+            continue
+        record, per_example[name], models[name] = train_and_evaluate(
+            name, args, source, train_data, steps_per_epoch, nll_images, all_test, args.out)
+        results.records[name] = record
         if "vae" in per_example:
             for other, values in per_example.items():
                 diff = -(values - per_example["vae"])         # NLL(other) − NLL(VAE), per image
-                results["models"][other]["nll_minus_vae"] = float(diff.mean())
-                results["models"][other]["nll_minus_vae_se"] = float(diff.std(ddof=1) / math.sqrt(len(diff)))
-        (args.out / "results.json").write_text(json.dumps(results, indent=2))
+                results.records[other]["nll_minus_vae"] = float(diff.mean())
+                results.records[other]["nll_minus_vae_se"] = float(diff.std(ddof=1) / math.sqrt(len(diff)))
+        results.save()
 
     print(f"\n{'model':<12} {'test NLL':>16} {'− VAE (paired)':>16} {'AU':>4} {'train s':>8}  paper (3280 ep)")
-    for name, r in results["models"].items():
+    for name, r in results.records.items():
         paired = f"{r['nll_minus_vae']:+.2f} ± {r['nll_minus_vae_se']:.2f}" if "nll_minus_vae" in r else "-"
         print(f"{name:<12} {r['test_nll']:>9.2f} ± {r['test_nll_se']:.2f} {paired:>16} {r['active_units']:>4} "
               f"{r['train_seconds']:>8.0f}  {r['reference_nll_3280_epochs']}")
@@ -248,7 +242,7 @@ def main(argv=None):
     curves = snr_curves(snr_model, snr_images, args.snr_ks, args.snr_repeats)
     snr = dict(model="iwae-50" if "iwae-50" in models else args.models[0], ks=args.snr_ks,
                repeats=args.snr_repeats, batch=BATCH_SIZE, curves=curves, seconds=time.time() - start)
-    (args.out / "snr.json").write_text(json.dumps(snr, indent=2))
+    write_text_atomically(args.out / "snr.json", json.dumps(snr, indent=2))
     plot_snr(args.snr_ks, curves, args.out / "snr_vs_k.png",
              f"gradient SNR on the trained {snr['model']} network, one batch of {BATCH_SIZE} test images, "
              f"{args.snr_repeats} estimates per point")

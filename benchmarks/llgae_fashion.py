@@ -20,12 +20,14 @@ Runs, each for at most ``--epochs`` (540, the reference's count) or a wall-time 
 Every ``--eval-every`` epochs (and before the first) it records the test error with the wall
 time, the process CPU time (user + system of all threads: a figure that does not depend on the
 other processes sharing the machine) and the 1-minute load average, all counted from the start
-of the run, initialisation and XLA compilation included. It writes ``results.json`` and
-pictures (component means μ_k, test reconstructions, error vs time) into ``--out``.
+of the run, initialisation and XLA compilation included. It writes ``results.json`` (after every
+run, atomically; a killed study resumes after the runs it finished, ``--fresh`` starts over), the
+trained ``llgae.keras`` and ``lgae.keras``, and pictures (component means μ_k, test
+reconstructions, error vs time) into ``--out``.
 
     python benchmarks/llgae_fashion.py --quick                 # smoke run, about a minute
-    nohup python benchmarks/llgae_fashion.py --out benchmarks/out/llgae_fashion \\
-        > benchmarks/out/llgae_fashion.log 2>&1 &               # the full run, at most 90 minutes
+    nohup python benchmarks/llgae_fashion.py > benchmarks/out/llgae_fashion.log 2>&1 &
+                                                               # the full run, at most 90 minutes
 """
 
 import argparse
@@ -35,14 +37,15 @@ import pathlib
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import tfvae  # noqa: E402
-from tfvae import plots  # noqa: E402
+from tfvae import plots, run  # noqa: E402
 from tfvae.evaluation import pca_baseline, reconstruction_error  # noqa: E402
+from tfvae.files import save_model_atomically  # noqa: E402
 
 REFERENCE = {"llgae": 768.0, "pca_20": 1208.0, "reference_epochs": 540}
 
@@ -87,24 +90,32 @@ class Progress(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def train(cls, args, train_data, test_data, minutes, label, init_images=None, target=None, **options):
+def config(args, model="llgae"):
+    """The reference's LLGAE (``model="lgae"``: K = 1) on Fashion-MNIST."""
+    return run.RunConfig(model=model, dataset="fashion_mnist", latent_dim=args.latent_dim, inference_steps=args.steps,
+                         step_size=args.step_size, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                         seed=args.seed, limit=6000 if args.quick else None,
+                         **({"components": args.components} if model == "llgae" else {}))
+
+
+def train(model_name, args, source, train_data, test_data, minutes, label, init_images=None, target=None,
+          target_name="reached"):
     """Builds, optionally initialises from ``init_images`` (k-means + local PCA), trains."""
     clock = Clock()
-    keras.utils.set_random_seed(args.seed)
-    model = cls(image_shape=(28, 28, 1), latent_dim=args.latent_dim, inference_steps=args.steps,
-                step_size=args.step_size, center_images=True, pixel_scale=1.0, seed=args.seed, **options)
+    model = harness.build_model(config(args, model_name), source, center_images=True, pixel_scale=1.0, seed=args.seed)
     if init_images is not None:
         model.initialize_from_data(init_images, seed=args.seed)
     model.compile(optimizer=keras.optimizers.RMSprop(args.learning_rate), jit_compile=not args.no_xla,
                   steps_per_execution=args.steps_per_execution)
     progress = Progress(test_data, args.eval_every, minutes, label, clock, target)
     model.fit(train_data, epochs=args.epochs, verbose=0, callbacks=[progress])
-    return model, progress
+    save_model_atomically(model, args.out / f"{label}.keras")  # before its record: a resumed study reads it
+    return model, {"curve": progress.curve, target_name: progress.reached}
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="smoke run: 3 epochs on 6000 images")
+    harness.add_arguments(parser, __file__, quick="smoke run: 3 epochs on 6000 images", resume=True)
     parser.add_argument("--minutes", type=float, default=60.0, help="LLGAE wall-time budget (default 60)")
     parser.add_argument("--epochs", type=int, default=540, help="epoch limit of every run (default 540, the reference's)")
     parser.add_argument("--random-minutes", type=float, default=15.0,
@@ -120,32 +131,43 @@ def main(argv=None):
     parser.add_argument("--steps-per-execution", type=int, default=20)
     parser.add_argument("--no-xla", action="store_true", help="train without jit_compile")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path, default=pathlib.Path("benchmarks/out/llgae_fashion"))
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    header = harness.machine_header(args.command)
     if args.quick:
         args.minutes, args.epochs, args.random_minutes, args.lgae_minutes, args.eval_every = 5.0, 3, 5.0, 5.0, 1
     args.out.mkdir(parents=True, exist_ok=True)
+    print(harness.describe(header), flush=True)
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "fresh", "data_dir", "command", "benchmark")}
+    results = harness.Results(args.out / "results.json", header, settings=settings, fresh=args.fresh)
+    results.save(pixel_scale=1.0, step_size_units="pixels in [0, 1]", reference=REFERENCE)
 
-    limit = 6000 if args.quick else None
-    train_data = tfvae.data.load("fashion_mnist", "train", batch_size=args.batch_size, shuffle=True,
-                                 seed=args.seed, limit=limit)
-    test_data = tfvae.data.load("fashion_mnist", "test", batch_size=2000)
-    train_images, _ = tfvae.data.load_arrays("fashion_mnist", "train")
-    test_images, _ = tfvae.data.load_arrays("fashion_mnist", "test")
-    train_images = train_images[:limit]
+    source = run.open_source(config(args))
+    train_data = source.train(args.batch_size, seed=args.seed)
+    test_data = source.held_out(batch_size=2000)
+    train_images, _ = source.arrays("train")
+    test_images, _ = source.arrays("held_out")
 
-    clock = Clock()
+    clock = Clock()  # PCA takes seconds: computed again in every session, for the pictures
     pca = pca_baseline(train_images, test_images, args.latent_dim)
-    pca_time = clock.read()
-    print(f"PCA-{args.latent_dim}: test error {pca.error:.1f} ({pca_time['wall_s']} s)", flush=True)
+    results.add("pca", dict(time=clock.read(), test_error=round(float(pca.error), 2)))
+    print(f"PCA-{args.latent_dim}: test error {pca.error:.1f} ({results.records['pca']['time']['wall_s']} s)", flush=True)
 
-    llgae, llgae_progress = train(tfvae.models.LLGAE, args, train_data, test_data, args.minutes, "llgae",
-                                  init_images=train_images, target=REFERENCE["llgae"], components=args.components)
-    _, random_progress = train(tfvae.models.LLGAE, args, train_data, test_data, args.random_minutes,
-                               "llgae-random-init", target=REFERENCE["llgae"], components=args.components)
-    # LGAE from random values: does training alone find the PCA subspace?
-    lgae, lgae_progress = train(tfvae.models.LGAE, args, train_data, test_data, args.lgae_minutes, "lgae",
-                                target=pca.error)
+    trained = {}
+    # label -> (model, budget in minutes, data initialisation, target error and its record's name);
+    # the LGAE from random values: does training alone find the PCA subspace?
+    runs = {"llgae": ("llgae", args.minutes, train_images, REFERENCE["llgae"], "reached_768"),
+            "llgae-random-init": ("llgae", args.random_minutes, None, REFERENCE["llgae"], "reached_768"),
+            "lgae": ("lgae", args.lgae_minutes, None, pca.error, "reached_pca")}
+    for label, (model_name, minutes, init_images, target, target_name) in runs.items():
+        if results.done(label):
+            print(f"[{label}] done earlier", flush=True)
+            if label != "llgae-random-init":  # only its curve is drawn
+                trained[label] = keras.models.load_model(args.out / f"{label}.keras")
+            continue
+        trained[label], record = train(model_name, args, source, train_data, test_data, minutes, label,
+                                       init_images=init_images, target=target, target_name=target_name)
+        results.add(label, record)
+    llgae, lgae = trained["llgae"], trained["lgae"]
 
     # the final figures, from reconstruct() and the independent metric function
     errors = {"pca": pca.error}
@@ -156,22 +178,13 @@ def main(argv=None):
         errors[name] = reconstruction_error(test_images, reconstructions[name])
     usage = np.bincount(np.concatenate([llgae.encode(test_images[i:i + 2000]).components.numpy()
                                         for i in range(0, len(test_images), 2000)]), minlength=args.components)
-
-    results = dict(
-        command=" ".join([os.path.basename(sys.executable)] + sys.argv), settings=vars(args) | {"out": str(args.out)},
-        pixel_scale=1.0, step_size_units="pixels in [0, 1]", reference=REFERENCE,
-        test_error={k: round(float(v), 2) for k, v in errors.items()},
-        llgae=dict(curve=llgae_progress.curve, reached_768=llgae_progress.reached,
-                   components_used_on_test=usage.tolist()),
-        llgae_random_init=dict(curve=random_progress.curve, reached_768=random_progress.reached),
-        lgae=dict(curve=lgae_progress.curve, reached_pca=lgae_progress.reached),
-        pca=dict(time=pca_time),
-    )
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results["test_error"]), flush=True)
+    results.save(test_error={k: round(float(v), 2) for k, v in errors.items()},
+                 llgae_components_used_on_test=usage.tolist())
+    print(json.dumps(results.extra["test_error"]), flush=True)
     draw(args.out, llgae, test_images, reconstructions, errors,
-         {"LLGAE K=11 (k-means + local PCA start)": llgae_progress.curve,
-          "LLGAE K=11 (random start)": random_progress.curve, "LGAE K=1 (random start)": lgae_progress.curve},
+         {"LLGAE K=11 (k-means + local PCA start)": results.records["llgae"]["curve"],
+          "LLGAE K=11 (random start)": results.records["llgae-random-init"]["curve"],
+          "LGAE K=1 (random start)": results.records["lgae"]["curve"]},
          pca.error)
     return 0
 

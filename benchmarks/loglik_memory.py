@@ -27,13 +27,14 @@ import subprocess
 import sys
 import time
 
-_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (TFVAE_DATA_DIR for this process and the measuring ones)
+
 _TEST_SET_SIZE = 10_000
 
 
 def measure(images, num_samples, chunk_size, batch_size, jit_compile):
     """In this process: RSS before and peak RSS during one estimate (MiB), seconds, load."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import numpy as np
 
@@ -61,13 +62,14 @@ def measure(images, num_samples, chunk_size, batch_size, jit_compile):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_arguments(parser, __file__, out=False)
     parser.add_argument("--images", type=int, nargs="*", default=[_TEST_SET_SIZE])
     parser.add_argument("--num-samples", type=int, default=5000)
     parser.add_argument("--chunk-size", type=int, default=None, help="default: log_likelihood's")
     parser.add_argument("--batch-size", type=int, default=None, help="default: log_likelihood's")
     parser.add_argument("--jit-compile", action="store_true", help="XLA-compile the log-weights")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     if args.child:
         print(json.dumps(measure(args.images[0], args.num_samples, args.chunk_size, args.batch_size,
                                  args.jit_compile)))
@@ -77,14 +79,12 @@ def main(argv=None):
 
         args.chunk_size = args.chunk_size or likelihood.DEFAULT_CHUNK_SIZE
         args.batch_size = args.batch_size or likelihood.DEFAULT_BATCH_SIZE
-    env = dict(os.environ)
-    if "TFVAE_DATA_DIR" not in env and _SHARED.is_dir():
-        env["TFVAE_DATA_DIR"] = str(_SHARED)
+    print(harness.describe(harness.machine_header(args.command)), flush=True)
     for images in args.images:
         command = [sys.executable, __file__, "--child", "--images", str(images), "--num-samples",
                    str(args.num_samples), "--chunk-size", str(args.chunk_size), "--batch-size", str(args.batch_size)]
         command += ["--jit-compile"] if args.jit_compile else []
-        result = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+        result = subprocess.run(command, capture_output=True, text=True, check=True)
         row = json.loads(result.stdout.strip().splitlines()[-1])
         full = row["seconds_per_image"] * _TEST_SET_SIZE
         print(f"{row['images']:>6} images, K={row['num_samples']}, chunk {row['chunk_size']} x batch "

@@ -35,13 +35,14 @@ import argparse
 import json
 import math
 import os
-import platform
+import pathlib
 import statistics
 import sys
 import tempfile
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -49,19 +50,14 @@ import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
 from tfvae import export  # noqa: E402
+from tfvae.files import write_text_atomically  # noqa: E402
 
 
-#: where the project keeps the data files beside the checkout (as tests/conftest.py)
-SHARED_DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "datasets")
-
-
-def mnist_test_images(count, data_dir=None):
+def mnist_test_images(count):
     """MNIST test images when the data files are there, else uniform noise of the same shape
     (the encoder's cost does not depend on the pixel values)."""
-    if data_dir is None and not os.environ.get("TFVAE_DATA_DIR") and os.path.isdir(SHARED_DATA):
-        data_dir = SHARED_DATA
     try:
-        images, _ = tfvae.data.load_arrays("mnist", "test", data_dir=data_dir, limit=count)
+        images, _ = tfvae.data.load_arrays("mnist", "test", limit=count)
         return images, "MNIST test images"
     except (tfvae.data.DataNotFoundError, ValueError, OSError):
         rng = np.random.default_rng(0)
@@ -119,17 +115,17 @@ def summary(rounds, batch):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    harness.add_arguments(parser, __file__, quick="a smoke run with few calls", out=False)
     parser.add_argument("--architecture", default="iwae-mlp", choices=["iwae-mlp", "mlp"])
     parser.add_argument("--latent-dim", type=int, default=50)
-    parser.add_argument("--data-dir", help="folder with mnist/ (default $TFVAE_DATA_DIR or ../shared/datasets)")
-    parser.add_argument("--quick", action="store_true", help="a smoke run with few calls")
     parser.add_argument("--json", help="also write the results to this file")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    header = harness.machine_header(args.command)
 
     rounds, calls_1, calls_256 = (3, 20, 3) if args.quick else (30, 100, 10)
     keras.utils.set_random_seed(0)
     model = tfvae.models.VAE(image_shape=(28, 28, 1), latent_dim=args.latent_dim, architecture=args.architecture)
-    images, source = mnist_test_images(2048, args.data_dir)
+    images, source = mnist_test_images(2048)
     with tempfile.TemporaryDirectory() as folder:
         version_dir = export.export_saved_model(model, folder, name="vae")
         served = tf.saved_model.load(version_dir)
@@ -147,14 +143,13 @@ def main(argv=None):
                 np.testing.assert_allclose(value.numpy(), reference[key].numpy(), rtol=1e-5, atol=1e-5,
                                            err_msg=f"{name} {key}")
 
-        print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-              f"TensorFlow {tf.__version__}, Keras {keras.__version__}, load average {os.getloadavg()[0]:.1f}")
+        print(f"{harness.describe(header)}; load average before timing {os.getloadavg()[0]:.1f}")
         print(f"model: VAE {args.architecture}, 28x28x1 -> {args.latent_dim} latents; inputs: {source}")
         latency = measure(functions, batch1, rounds, calls_1)
         throughput = measure(functions, batch256, rounds, calls_256)
 
-    results = {"architecture": args.architecture, "latent_dim": args.latent_dim, "inputs": source,
-               "cpu_count": os.cpu_count(), "tensorflow": tf.__version__, "paths": {}}
+    results = {"header": header, "architecture": args.architecture, "latent_dim": args.latent_dim, "inputs": source,
+               "paths": {}}
     print(f"{'path':<14} {'batch-1 median ms':>18} {'batch-1 p99 ms':>15} {'batch-256 images/s':>19}")
     for name in functions:
         one, many = summary(latency[name], 1), summary(throughput[name], 256)
@@ -172,8 +167,7 @@ def main(argv=None):
     print(f"targets (SavedModel / keras <= 1, batch-1 median < 1 ms): {'met' if met else 'NOT met'}; "
           f"load average now {os.getloadavg()[0]:.1f}")
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_text_atomically(args.json, json.dumps(results, indent=2))
     return 0
 
 

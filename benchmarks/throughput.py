@@ -18,7 +18,7 @@ float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before ev
 fractions are taken against the **best** matmul rate of the whole run, not against one slowed by
 other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
 importance sample). The script records the load average and refuses to report fractions when it
-before the run is above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
+before the run is at or above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
 jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
 it cannot tell a quiet machine from a busy one.)
 
@@ -29,19 +29,20 @@ it cannot tell a quiet machine from a busy one.)
 
 import argparse
 import json
-import os
-import platform
+import pathlib
 import statistics
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
-import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
+from tfvae import run  # noqa: E402
+from tfvae.files import write_text_atomically  # noqa: E402
 
 
 class MatmulProbe:
@@ -83,25 +84,31 @@ def train_flops(model, samples):
     return 3 * (dense_forward_flops(model.encoder) + samples * dense_forward_flops(model.decoder))
 
 
-MNIST = dict(name="mnist", shape=(28, 28, 1))
-SHAPES = dict(name="shapes2d", shape=(64, 64, 1))
-
-#: case -> (factory, data, batch, importance samples, training examples per epoch)
+#: case -> (run settings, options a run cannot set, batch, importance samples, training examples per
+#: epoch); every model on the data's default binarisation, LLGAE on grey levels
 CASES = {
-    "vae batch 100": (lambda: tfvae.models.VAE((28, 28, 1), 50, architecture="iwae-mlp"), MNIST, 100, 1, 60000),
-    "vae batch 1000": (lambda: tfvae.models.VAE((28, 28, 1), 50, architecture="iwae-mlp"), MNIST, 1000, 1, 60000),
-    "iwae k=50 batch 100": (lambda: tfvae.models.IWAE((28, 28, 1), 50, architecture="iwae-mlp", num_samples=50),
-                            MNIST, 100, 50, 6000),
-    "piwae (8, 8) batch 100": (lambda: tfvae.models.PIWAE((28, 28, 1), 50, architecture="iwae-mlp",
-                                                          num_estimates=8, num_samples=8), MNIST, 100, 64, 6000),
-    "vsc latent 200 batch 32": (lambda: tfvae.models.VSC((28, 28, 1), 200, alpha=0.01,
-                                                         network_options={"hidden_units": (400,)}),
-                                MNIST, 32, 1, 20000),
-    "llgae K=11 E=20 batch 360": (lambda: tfvae.models.LLGAE((28, 28, 1), 20, components=11), MNIST, 360, 1, 60000),
-    "shapes2d mlp batch 64": (lambda: tfvae.models.BetaVAE((64, 64, 1), 10, beta=4.0,
-                                                           network_options={"hidden_units": (1200, 1200)}),
-                              SHAPES, 64, 1, 6400),
+    "vae batch 100": (dict(model="vae", dataset="mnist", latent_dim=50, architecture="iwae-mlp"), {}, 100, 1, 60000),
+    "vae batch 1000": (dict(model="vae", dataset="mnist", latent_dim=50, architecture="iwae-mlp"), {}, 1000, 1, 60000),
+    "iwae k=50 batch 100": (dict(model="iwae", dataset="mnist", latent_dim=50, architecture="iwae-mlp", num_samples=50),
+                            {}, 100, 50, 6000),
+    "piwae (8, 8) batch 100": (dict(model="piwae", dataset="mnist", latent_dim=50, architecture="iwae-mlp",
+                                    num_estimates=8, num_samples=8), {}, 100, 64, 6000),
+    "vsc latent 200 batch 32": (dict(model="vsc", dataset="mnist", latent_dim=200, alpha=0.01),
+                                dict(network_options={"hidden_units": (400,)}), 32, 1, 20000),
+    "llgae K=11 E=20 batch 360": (dict(model="llgae", dataset="mnist", latent_dim=20, components=11, binarize="none"),
+                                  {}, 360, 1, 60000),
+    "shapes2d mlp batch 64": (dict(model="beta-vae", dataset="shapes2d", latent_dim=10, beta=4.0),
+                              dict(network_options={"hidden_units": (1200, 1200)}), 64, 1, 6400),
 }
+
+
+def setup(name, scale):
+    """The case's model (seed 0), its source (the first ``examples`` training images) and batch."""
+    settings, options, batch, samples, examples = CASES[name]
+    examples = max(batch * 4, int(examples * scale))
+    config = run.RunConfig(limit=examples, **settings)
+    source = run.open_source(config)
+    return harness.build_model(config, source, **options), source, batch, samples, examples
 
 
 def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
@@ -123,23 +130,15 @@ def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
 
 
 def run_case(name, path, windows, probe, repeats, scale):
-    factory, data, batch, samples, examples = CASES[name]
-    examples = max(batch * 4, int(examples * scale))
-    keras.utils.set_random_seed(0)
-    model = factory()
-    binarize = None if isinstance(model, tfvae.models.LLGAE) or data["name"] == "shapes2d" else "dynamic"
+    model, source, batch, samples, examples = setup(name, scale)
     if path == "default":
         model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        dataset = tfvae.data.load(data["name"], "train", batch_size=batch, shuffle=True, seed=0,
-                                  binarize=binarize, limit=examples)
-        seconds = _timed_fit(model, dataset, None, windows + 1, probe, repeats)
+        seconds = _timed_fit(model, source.train(batch, seed=0), None, windows + 1, probe, repeats)
         steps = -(-examples // batch)
     else:
         steps = examples // batch
         model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=min(100, steps))
-        images, _ = tfvae.data.load_arrays(data["name"], "train", limit=examples)
-        if binarize:
-            images = (np.random.default_rng(0).random(images.shape, np.float32) < images).astype(np.float32)
+        images, _ = source.arrays("train")  # binarised once where the default path binarises dynamically
         dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(batch, drop_remainder=True)
         seconds = _timed_fit(model, dataset.prefetch(tf.data.AUTOTUNE), steps, windows + 1, probe, repeats)
     rate = statistics.median(steps * batch / s for s in seconds)
@@ -150,16 +149,12 @@ def run_case(name, path, windows, probe, repeats, scale):
 def bare_rate(name, windows, scale):
     """Examples/s of a hand-written XLA training step of the case's own networks (see the module
     docstring); only for the VAE/IWAE cases (one importance-weighted bound, K samples)."""
-    factory, data, batch, samples, examples = CASES[name]
-    examples = max(batch * 4, int(examples * scale))
-    keras.utils.set_random_seed(0)
-    model = factory()
+    model, source, batch, samples, examples = setup(name, scale)
     encoder, decoder = model.encoder, model.decoder
     variables = encoder.trainable_variables + decoder.trainable_variables
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(variables)
-    images, _ = tfvae.data.load_arrays(data["name"], "train", limit=examples)
-    images = (np.random.default_rng(0).random(images.shape, np.float32) < images).astype(np.float32)
+    images, _ = source.arrays("train")  # one seeded Bernoulli draw
     batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
 
     def log_normal(z, mean, log_scale):
@@ -194,26 +189,25 @@ def bare_rate(name, windows, scale):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="a smoke run: small epochs, one window")
+    harness.add_arguments(parser, __file__, quick="a smoke run: small epochs, one window", out=False)
     parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases (default: all)")
     parser.add_argument("--paths", nargs="*", default=["default", "tuned", "bare"], choices=["default", "tuned", "bare"],
                         help="bare: a hand-written XLA step of the same networks, for VAE/IWAE cases only")
     parser.add_argument("--windows", type=int, default=3, help="timed epochs per case and path")
-    parser.add_argument("--max-load", type=float, default=1.5, help="refuse fractions above this load average")
+    parser.add_argument("--max-load", type=float, default=1.5,
+                        help="refuse fractions at this load average before the run or above")
     parser.add_argument("--json", help="also write the results here")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    header = harness.machine_header(args.command, max_load=args.max_load)  # before this process does any work
     unknown = [c for c in args.cases if c not in CASES]
     if unknown:
         parser.error(f"unknown cases {unknown}; expected some of {list(CASES)}")
     windows, repeats, scale = (1, 2, 0.05) if args.quick else (args.windows, 8, 1.0)
 
-    load_before = os.getloadavg()  # before this process does any work: see the module docstring
     probe = MatmulProbe()
     probe.measure(repeats)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, TensorFlow {tf.__version__}, "
-          f"load average {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f}")
-    results = {"date": time.strftime("%Y-%m-%d %H:%M"), "machine": platform.machine(), "cores": os.cpu_count(),
-               "tensorflow": tf.__version__, "load_before": load_before, "cases": {}}
+    print(harness.describe(header))
+    results = {"header": header, "cases": {}}
     for name in args.cases:
         for path in args.paths:
             if path == "bare":
@@ -226,9 +220,9 @@ def main(argv=None):
             results["cases"][f"{name} [{path}]"] = result
             print(f"{name:<28} {path:<8} {result['examples_per_second']:>9.0f} ex/s "
                   f"{result['steps_per_second']:>7.1f} steps/s {result['gflops']:>6.1f} GFLOP/s", flush=True)
-    load_after = os.getloadavg()
+    load_after = harness.load_average()
     results.update(load_after=load_after, best_matmul_gflops=probe.best, matmul_gflops=probe.rates)
-    quiet = load_before[0] <= args.max_load
+    quiet = header["quiet"]
     print(f"best matmul {probe.best:.1f} GFLOP/s (of {len(probe.rates)} measurements); "
           f"load average after {load_after[0]:.2f} (counts this benchmark's own threads)")
     if quiet:
@@ -240,8 +234,7 @@ def main(argv=None):
               "the other jobs); rerun on a quiet machine")
     results["fractions_reported"] = quiet
     if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=2)
+        write_text_atomically(args.json, json.dumps(results, indent=2))
     return 0
 
 

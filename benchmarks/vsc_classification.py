@@ -23,34 +23,27 @@ dimensions of the latent-200 VSC (the paper's interpretability claim).
     python benchmarks/vsc_classification.py --datasets mnist --latents 200 --models vsc \\
         --warmup-end 5000                                    # one configuration
 
-Results go to ``--out`` (default benchmarks/out/vsc_classification/): ``results.json``
-(rewritten after every model, and read back so that an interrupted run resumes where it
-stopped), ``table.md``, ``accuracy_vs_latent.png``, ``traversals-<dataset>.png`` and the trained
-``<dataset>-<model>-<latent>.keras`` files.
+Results go to ``--out`` (default benchmarks/out/vsc_classification/, ``_quick`` with ``--quick``):
+``results.json`` (rewritten atomically after every model, and read back so that an interrupted run
+resumes where it stopped; ``--fresh`` starts over), ``table.md``, ``accuracy_vs_latent.png``,
+``traversals-<dataset>.png`` and the trained ``<dataset>-<model>-<latent>.keras`` files.
 """
 
 import argparse
-import datetime
-import json
-import os
 import pathlib
-import platform
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
-if "TFVAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
-    os.environ["TFVAE_DATA_DIR"] = str(_SHARED)
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
+from tfvae import run  # noqa: E402
 from tfvae.evaluation import encode_all, linear_probe_accuracy, sparsity  # noqa: E402
 from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
-from tfvae.models import VAE, VSC  # noqa: E402
 
 DATASETS = ("mnist", "fashion_mnist")
 LATENTS = (20, 50, 100, 200, 400)
@@ -67,6 +60,8 @@ ROBUST_FROM_LATENT = 100
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.add_arguments(parser, __file__, quick="smoke run: MNIST, latents 20 and 200, 300 iterations, small probe",
+                          resume=True)
     parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     parser.add_argument("--latents", nargs="+", type=int, default=list(LATENTS))
     parser.add_argument("--models", nargs="+", default=["vae", "vsc"], choices=["vae", "vsc"])
@@ -85,17 +80,10 @@ def parse_args(argv=None):
     parser.add_argument("--test-examples", type=int, default=None, help="test images (default all)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--reports", type=int, default=10, help="progress lines per model")
-    parser.add_argument("--quick", action="store_true",
-                        help="smoke run: MNIST, latents 20 and 200, 300 iterations, small probe")
-    parser.add_argument("--fresh", action="store_true", help="ignore results.json from earlier runs")
-    parser.add_argument("--out", type=pathlib.Path,
-                        default=pathlib.Path(__file__).resolve().parent / "out" / "vsc_classification")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
     if args.quick:
         args.datasets, args.latents, args.iterations = ["mnist"], [20, 200], 300
         args.probe_train, args.test_examples, args.reports = 1000, 2000, 3
-        if args.out == parser.get_default("out"):
-            args.out = args.out.with_name("vsc_classification_quick")
     if args.sharpness_steps is None:
         args.sharpness_steps = args.iterations
     for name in ("iterations", "batch_size", "hidden", "probe_train", "reports"):
@@ -106,39 +94,31 @@ def parse_args(argv=None):
     return args
 
 
-def build(name, latent, args):
-    keras.utils.set_random_seed(args.seed)
-    common = dict(image_shape=(28, 28, 1), latent_dim=latent, likelihood="bernoulli",
-                  network_options={"hidden_units": (args.hidden,)})
-    if name == "vae":
-        return VAE(**common)
-    return VSC(alpha=args.alpha, sharpness_start=args.sharpness_start,
-               sharpness_end=args.sharpness_end, sharpness_steps=args.sharpness_steps,
-               warmup_start=args.warmup_start, warmup_end=args.warmup_end, **common)
+def config(dataset, args, name="vae", latent=None):
+    """The paper's setting: a Bernoulli decoder on the grey levels (no binarisation)."""
+    vsc = dict(alpha=args.alpha, sharpness_start=args.sharpness_start, sharpness_end=args.sharpness_end,
+               sharpness_steps=args.sharpness_steps, warmup_start=args.warmup_start, warmup_end=args.warmup_end)
+    return run.RunConfig(model=name, dataset=dataset, latent_dim=latent, likelihood="bernoulli", binarize="none",
+                         batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                         **(vsc if name == "vsc" else {}))
 
 
-class Progress(keras.callbacks.Callback):
-    def __init__(self, label, steps_per_report):
-        super().__init__()
-        self.label, self.steps, self.start = label, steps_per_report, time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        shown = "  ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()))
-        print(f"[{self.label}] step {(epoch + 1) * self.steps}  {time.time() - self.start:.0f} s  "
-              f"{shown}", flush=True)
+def build(source, name, latent, args):
+    """The model (seeded), with one hidden layer of ``--hidden`` units."""
+    return harness.build_model(config(source.name, args, name, latent), source,
+                               network_options={"hidden_units": (args.hidden,)})
 
 
-def train(model, dataset, label, args):
+def train(model, source, label, args):
     reports = min(args.reports, args.iterations)
     steps = args.iterations // reports
-    train_data = tfvae.data.load(dataset, "train", batch_size=args.batch_size, shuffle=True,
-                                 seed=args.seed, drop_remainder=True).repeat()
+    train_data = source.train(args.batch_size, seed=args.seed).repeat()
     # Many steps per tf.function call: for a network this small the per-call overhead dominates.
     model.compile(optimizer=keras.optimizers.Adam(args.learning_rate),
                   steps_per_execution=min(50, steps))
     start = time.time()
     history = model.fit(train_data, epochs=reports, steps_per_epoch=steps, verbose=0,
-                        callbacks=[Progress(label, steps)])
+                        callbacks=[harness.epoch_log(label, steps)])
     return time.time() - start, {k: float(v[-1]) for k, v in history.history.items()}
 
 
@@ -178,14 +158,6 @@ def add_slab_mean_probes(results, arrays, args):
         result["probe_accuracy_slab_means"] = linear_probe_accuracy(
             lambda x, model=model: slab_means(model, x), train_images, train_labels, test_images,
             test_labels, num_train=args.probe_train, seed=args.seed)
-
-
-def load_arrays(dataset, args):
-    train_images, train_labels = tfvae.data.load_arrays(dataset, "train")
-    test_images, test_labels = tfvae.data.load_arrays(dataset, "test")
-    if args.test_examples:
-        test_images, test_labels = test_images[:args.test_examples], test_labels[:args.test_examples]
-    return train_images, train_labels, test_images, test_labels
 
 
 # ------------------------------------------------------------------------------ reporting
@@ -309,55 +281,48 @@ def plot_sparse_traversals(model, test_images, path, num_dimensions=8,
 
 def main(argv=None):
     args = parse_args(argv)
+    header = harness.machine_header(args.command)
     args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.json"
-    results = {}
-    if results_path.exists() and not args.fresh:
-        saved = json.loads(results_path.read_text())
-        if saved.get("settings", {}).get("comparable") == _comparable(args):
-            results = saved.get("results", {})
-    header = dict(settings=dict(vars(args), out=str(args.out), comparable=_comparable(args)),
-                  machine=f"{platform.machine()} {os.cpu_count()} CPUs, {platform.platform()}",
-                  tensorflow=tf.__version__, tfvae=tfvae.__version__,
-                  started=datetime.datetime.now().isoformat())
+    print(harness.describe(header), flush=True)
+    results = harness.Results(args.out / "results.json", header, settings=_comparable(args), fresh=args.fresh)
+    results.save(arguments=vars(args))
 
     all_arrays = {}
     for dataset in args.datasets:
-        arrays = all_arrays[dataset] = load_arrays(dataset, args)
+        source = run.open_source(config(dataset, args))
+        arrays = all_arrays[dataset] = harness.arrays(source, args.test_examples)
         for latent in args.latents:
             for name in args.models:
                 label = key(dataset, name, latent)
-                if label in results:
-                    print(f"[{label}] done earlier: {results[label]}", flush=True)
+                if results.done(label):
+                    print(f"[{label}] done earlier: {results.records[label]}", flush=True)
                     continue
-                model = build(name, latent, args)
-                seconds, final = train(model, dataset, label, args)
+                model = build(source, name, latent, args)
+                seconds, final = train(model, source, label, args)
                 result = dict(evaluate(model, arrays, args), train_seconds=seconds, final_train=final)
                 save_model_atomically(model, args.out / f"{dataset}-{name}-{latent}.keras")
-                results[label] = result
+                results.add(label, result)
                 print(f"[{label}] probe {_pct(result['probe_accuracy'])}  non-zero "
                       f"{_pct(result['nonzero_fraction'])}  test ELBO {result['test_elbo']:.1f}  "
                       f"train {seconds:.0f} s", flush=True)
-                write_text_atomically(results_path, json.dumps(dict(header, results=results), indent=2,
-                                                   default=str))
 
-    add_slab_mean_probes(results, all_arrays, args)
-    write_text_atomically(results_path, json.dumps(dict(header, results=results), indent=2, default=str))
-    text = table(results, args)
-    checks = check_targets(results, args)
+    add_slab_mean_probes(results.records, all_arrays, args)
+    results.save()
+    text = table(results.records, args)
+    checks = check_targets(results.records, args)
     text += "\nTargets (issue 3):\n\n" + "\n".join(
         f"- {'MET' if met else 'NOT MET' if met is not None else 'not measured'}: {what} ({detail})"
         for what, met, detail in checks) + "\n"
-    (args.out / "table.md").write_text(text)
+    write_text_atomically(args.out / "table.md", text)
     print(text)
-    print(plot_accuracy(results, args, args.out / "accuracy_vs_latent.png"))
+    print(plot_accuracy(results.records, args, args.out / "accuracy_vs_latent.png"))
     if "vsc" in args.models:
         for dataset in args.datasets:
             latent = TARGET_LATENT if TARGET_LATENT in args.latents else max(args.latents)
             path = args.out / f"{dataset}-vsc-{latent}.keras"
             if path.exists():
                 model = keras.models.load_model(path)
-                print(plot_sparse_traversals(model, load_arrays(dataset, args)[2][:2000],
+                print(plot_sparse_traversals(model, all_arrays[dataset][2][:2000],
                                              args.out / f"traversals-{dataset}.png"))
     return 0
 

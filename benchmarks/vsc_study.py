@@ -45,32 +45,26 @@ adds a table of the models trained under other ``--seed`` values (each in its ow
     python benchmarks/vsc_study.py --seed 1 --out benchmarks/out/vsc_study_seed1 --only mnist/vsc-0.01/200
     python benchmarks/vsc_study.py --report-only --seed-runs benchmarks/out/vsc_study_seed1
 
-Writes to ``--out`` (default benchmarks/out/vsc_study/): ``results.json``, ``tables.md``,
-``frontier.png``, ``elbo_vs_latent.png``, ``reproduction.png`` and the ``.keras`` models.
+Writes to ``--out`` (default benchmarks/out/vsc_study/, ``vsc_study_quick`` for the quick plan):
+``results.json``, ``tables.md``, ``frontier.png``, ``elbo_vs_latent.png``, ``reproduction.png``
+and the ``.keras`` models; ``--fresh`` starts over.
 """
 
 import argparse
-import datetime
 import json
-import os
 import pathlib
-import platform
-import subprocess
 import sys
 import time
+import warnings
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-_SHARED = pathlib.Path(__file__).resolve().parents[2] / "shared" / "datasets"
-if "TFVAE_DATA_DIR" not in os.environ and _SHARED.is_dir():
-    os.environ["TFVAE_DATA_DIR"] = str(_SHARED)
-
-import warnings  # noqa: E402
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-import tfvae  # noqa: E402
+from tfvae import run  # noqa: E402
 from tfvae.evaluation import encode_all, kl_per_dimension, linear_probe_accuracy, sparsity  # noqa: E402
 from tfvae.files import save_model_atomically, write_text_atomically  # noqa: E402
 from tfvae.models import VAE, VSC  # noqa: E402
@@ -170,8 +164,8 @@ def plan(name):
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    harness.add_arguments(parser, __file__, quick="same as --plan quick", resume=True)
     parser.add_argument("--plan", choices=("default", "full", "quick"), default="default")
-    parser.add_argument("--quick", action="store_true", help="same as --plan quick")
     parser.add_argument("--datasets", nargs="+", choices=DATASETS, help="only these data sets")
     parser.add_argument("--only", nargs="+", metavar="DATASET/MODEL/LATENT",
                         help="run just these jobs, e.g. mnist/vsc-learned/200")
@@ -181,14 +175,14 @@ def parse_args(argv=None):
                         help="read the saved fixed-alpha VSC codes at the frontier latent with stricter gates "
                              "(gate_sweep.json), then report")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=pathlib.Path,
-                        default=pathlib.Path(__file__).resolve().parent / "out" / "vsc_study")
     parser.add_argument("--seed-runs", nargs="+", type=pathlib.Path, default=(), metavar="OUT",
                         help="--out folders of runs with other --seed values: the report adds a table "
                              "of every model trained under more than one seed")
     parser.add_argument("--figures", type=pathlib.Path, default=None,
                         help="also copy the figures here as vsc_<name>.png (e.g. benchmarks/figures)")
-    args = parser.parse_args(argv)
+    args = harness.parse(parser, argv)
+    if args.plan == "quick" and not args.quick:  # --plan quick is --quick (its --out too)
+        return parse_args(list(sys.argv[1:] if argv is None else argv) + ["--quick"])
     if args.quick:
         args.plan = "quick"
     args.steps = 60 if args.plan == "quick" else EPOCHS * TRAIN_SIZE // BATCH
@@ -198,8 +192,6 @@ def parse_args(argv=None):
     args.classifier_seeds = 1 if args.plan == "quick" else 3
     args.train_limit = 5000 if args.plan == "quick" else None
     args.frontier_latent = 8 if args.plan == "quick" else 200
-    if args.plan == "quick" and args.out == parser.get_default("out"):
-        args.out = args.out.with_name("vsc_study_quick")
     jobs = plan(args.plan)
     if args.datasets:
         jobs = [j for j in jobs if j[0] in args.datasets]
@@ -224,18 +216,21 @@ def key(dataset, name, latent):
 
 # ------------------------------------------------------------------------------ training
 
-def build(name, latent, args):
-    keras.utils.set_random_seed(args.seed)
+def build(dataset, name, latent, args):
+    """The protocol's model (seeded): a Bernoulli decoder on grey levels, one hidden layer of 400;
+    VSC's sharpness fixed and its hyperprior weighed by N = 60,000 (the quick plan's too)."""
     settings = dict(spec(name))
-    common = dict(image_shape=(28, 28, 1), latent_dim=latent, likelihood="bernoulli",
-                  network_options={"hidden_units": (400,)}, validate_inputs=False)
     kind = settings.pop("model")
-    if kind == "vae":
-        return VAE(**common)
-    if kind == "thresholded":
-        return ThresholdedVAE(**settings, **common)
-    return VSC(sharpness_start=SHARPNESS, sharpness_end=SHARPNESS, dataset_size=TRAIN_SIZE,
-               **settings, **common)
+    options = dict(network_options={"hidden_units": (400,)}, validate_inputs=False)
+    if kind == "thresholded":  # the prototype, not a tfvae model
+        keras.utils.set_random_seed(args.seed)
+        return ThresholdedVAE(image_shape=(28, 28, 1), latent_dim=latent, likelihood="bernoulli", **settings, **options)
+    if kind == "vsc":
+        settings.update(sharpness_start=SHARPNESS, sharpness_end=SHARPNESS)
+        options["dataset_size"] = TRAIN_SIZE
+    config = run.RunConfig(model=kind, dataset=dataset, latent_dim=latent, likelihood="bernoulli", binarize="none",
+                           batch_size=BATCH, seed=args.seed, **settings)
+    return harness.build_model(config, run.open_source(config), **options)
 
 
 def train(model, images, label, args):
@@ -247,17 +242,10 @@ def train(model, images, label, args):
     model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=min(125, steps),
                   jit_compile=args.plan != "quick")
     start = time.time()
-
-    class Progress(keras.callbacks.Callback):
-        def on_epoch_end(self, epoch, logs=None):
-            shown = "  ".join(f"{k} {v:.3f}" for k, v in sorted((logs or {}).items()))
-            print(f"[{label}] epoch {epoch + 1}/{reports}  {time.time() - start:.0f} s  {shown}",
-                  flush=True)
-
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the grey-level Bernoulli warning: the protocol's choice
         history = model.fit(data, epochs=reports, steps_per_epoch=steps, verbose=0,
-                            callbacks=[Progress()])
+                            callbacks=[harness.epoch_log(label)])
     return time.time() - start, {k: float(v[-1]) for k, v in history.history.items()}
 
 
@@ -407,15 +395,10 @@ def gate_sweep_table(sweep):
 
 
 def load_arrays(dataset, args):
-    train_images, train_labels = tfvae.data.load_arrays(dataset, "train", limit=args.train_limit)
-    test_images, test_labels = tfvae.data.load_arrays(dataset, "test")
-    if args.test_examples:
-        test_images, test_labels = test_images[:args.test_examples], test_labels[:args.test_examples]
-    return train_images, train_labels, test_images, test_labels
-
-
-def load_average():
-    return [round(v, 2) for v in os.getloadavg()]
+    """(train images, labels, test images, labels): the grey levels, the first ``train_limit``
+    training and ``test_examples`` test images."""
+    config = run.RunConfig(dataset=dataset, binarize="none", limit=args.train_limit, seed=args.seed)
+    return harness.arrays(run.open_source(config), args.test_examples)
 
 
 # ----------------------------------------------------------------------------- reporting
@@ -430,8 +413,9 @@ def _num(value):
 
 def tables(results, header, seed_runs=None, sweep=None):
     get, F = results.get, header["frontier_latent"]
-    lines = [f"Command: `{header['command']}`; started {header['started']}; machine {header['machine']}; "
-             f"load average at start {header['load_average']}. Per model: training seconds and the "
+    lines = [f"Command: `{header['command']}`; started {header['date']}; machine {header['machine']}, "
+             f"{header['cores']} cores, {header['platform']}; load average at start {header['load_average']}. "
+             "Per model: training seconds and the "
              "load average before it in results.json.", ""]
     # part 1
     lines += ["### Reproduction protocol", "",
@@ -579,7 +563,7 @@ def learned_label(name):
 
 
 def _footer(fig, header):
-    fig.text(0.01, 0.005, f"{header['command']} | {header['started'][:16]} | {header['machine_short']} | "
+    fig.text(0.01, 0.005, f"{header['command']} | {header['date'][:16]} | {header['machine']} {header['cores']} cores | "
              f"load avg {header['load_average']}", fontsize=6, color="grey")
 
 
@@ -688,7 +672,7 @@ def load_seed_runs(results, args):
     runs = {args.seed: results}
     for out in args.seed_runs:
         saved = json.loads((out / "results.json").read_text())
-        seed = saved["plan_settings"]["seed"]
+        seed = saved["settings"]["seed"]
         if seed in runs:
             raise SystemExit(f"{out} holds seed {seed} again; --seed-runs takes runs of other seeds")
         runs[seed] = saved["results"]
@@ -699,7 +683,7 @@ def report(results, header, args):
     sweep_path = args.out / "gate_sweep.json"
     sweep = json.loads(sweep_path.read_text()) if sweep_path.exists() else None
     text = tables(results, header, load_seed_runs(results, args) if args.seed_runs else None, sweep)
-    (args.out / "tables.md").write_text(text + "\n")
+    write_text_atomically(args.out / "tables.md", text + "\n")
     paths = [plot_frontier(results, header, args.out / "frontier.png"),
              plot_elbo(results, header, args.out / "elbo_vs_latent.png"),
              plot_reproduction(results, header, args.out / "reproduction.png")]
@@ -713,37 +697,25 @@ def report(results, header, args):
 def main(argv=None):
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    results_path = args.out / "results.json"
-    saved = json.loads(results_path.read_text()) if results_path.exists() else {}
-    results = saved.get("results", {})
-    if saved.get("plan_settings") not in (None, _settings(args)):
-        raise SystemExit(f"{results_path} holds results of other settings; use another --out")
-    header = saved.get("header") or dict(
-        command="python benchmarks/vsc_study.py " + " ".join(sys.argv[1:] if argv is None else argv),
-        started=datetime.datetime.now().isoformat(timespec="seconds"),
-        machine=f"{platform.machine()}, {os.cpu_count()} cores, {platform.platform()}",
-        machine_short=f"{platform.machine()} {os.cpu_count()} cores", load_average=load_average(),
-        uptime=subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip(),
-        tensorflow=tf.__version__, frontier_latent=args.frontier_latent)
-
-    def save():
-        write_text_atomically(results_path, json.dumps(
-            dict(header=header, plan_settings=_settings(args), results=results), indent=1))
+    results = harness.Results(args.out / "results.json", harness.machine_header(args.command),
+                              settings=_settings(args), fresh=args.fresh)
+    # the study's first session: the command, date, machine and load under the tables and figures
+    header = dict(results.first, frontier_latent=args.frontier_latent)
 
     if args.gate_sweep:
-        write_text_atomically(args.out / "gate_sweep.json", json.dumps(gate_sweep(results, args), indent=1))
+        write_text_atomically(args.out / "gate_sweep.json", json.dumps(gate_sweep(results.records, args), indent=1))
     elif not args.report_only:
         arrays, done = {}, 0
         for dataset, name, latent in args.jobs:
             label = key(dataset, name, latent)
-            if label in results:
+            if results.done(label):
                 continue
             if args.max_jobs is not None and done >= args.max_jobs:
                 break
             if dataset not in arrays:
                 arrays[dataset] = load_arrays(dataset, args)
-            before = dict(load_average=load_average(), started=datetime.datetime.now().isoformat(timespec="seconds"))
-            model = build(name, latent, args)
+            before = dict(load_average=harness.load_average(), started=harness.now())
+            model = build(dataset, name, latent, args)
             cpu = time.process_time()
             seconds, final = train(model, arrays[dataset][0], label, args)
             # CPU seconds / cores: what the training would take on idle cores (the machine is shared)
@@ -751,14 +723,12 @@ def main(argv=None):
             result = dict(before, **evaluate(model, name, arrays[dataset], args), train_seconds=seconds,
                           train_cpu_seconds=train_cpu_seconds, final_train=final)
             save_model_atomically(model, args.out / f"{dataset}-{name}-{latent}.keras")
-            results[label] = result
+            results.add(label, result)
             done += 1
-            save()
             print(f"[{label}] their classifier on μ {_pct(result['repro_classifier_on_mu'])} %  probe "
                   f"{_pct(result['probe_accuracy'])} %  active {result['mean_active_dims']:.1f}  "
                   f"test ELBO {result['test_elbo']:.1f}  train {seconds:.0f} s", flush=True)
-    save()
-    print(report(results, header, args))
+    print(report(results.records, header, args))
     return 0
 
 

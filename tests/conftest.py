@@ -1,7 +1,8 @@
 """Test-session setup.
 
-* Two logical CPU devices, so that tf.distribute.MirroredStrategy has replicas to split a batch
-  over. This must happen before TensorFlow initialises its devices, hence here, at import.
+* Three logical CPU devices, so that tf.distribute.MirroredStrategy has replicas to split a batch
+  over (two for most tests, three where a batch of 32 must split unevenly). This must happen
+  before TensorFlow initialises its devices, hence here, at import.
 * ``TFVAE_DATA_DIR`` defaults to ../shared/datasets beside the checkout (where CI has it).
 """
 
@@ -18,7 +19,7 @@ import tensorflow as tf  # noqa: E402
 
 _cpus = tf.config.list_physical_devices("CPU")
 tf.config.set_logical_device_configuration(
-    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2)
+    _cpus[0], [tf.config.LogicalDeviceConfiguration()] * 3)
 
 
 @pytest.fixture
@@ -45,6 +46,17 @@ def mirrored_strategy():
     objects in one process reuse collective instance keys, and their all-reduces then collide."""
     strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
     assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
+@pytest.fixture(scope="session")
+def three_replica_strategy():
+    """One MirroredStrategy over three logical CPUs for the whole session. Its reductions go
+    through one device, not collective ops: collectives keyed like mirrored_strategy's would join
+    that strategy's group of two ("joining a group with size 3, but that group has size 2")."""
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1", "/cpu:2"],
+                                              cross_device_ops=tf.distribute.ReductionToOneDevice())
+    assert strategy.num_replicas_in_sync == 3
     return strategy
 
 

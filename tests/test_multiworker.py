@@ -5,8 +5,9 @@ free localhost ports, one thread each, that form a MultiWorkerMirroredStrategy c
 they check:
 
 * two workers train like one process (``model.fit``) with the same global batch: weights and
-  every per-epoch metric, validation included; the encoder pins log σ² at −30 (as in
-  test_distributed.py) so that both runs draw the same z up to float precision;
+  every per-epoch metric, validation included, on uneven batches (of 31 examples, split [16, 15],
+  a last one of 1, split [1, 0], and a last validation batch of 97); the encoder pins log σ² at
+  −30 (as in test_distributed.py) so that both runs draw the same z up to float precision;
 * ``tfvae train`` on two workers, one of them SIGKILLed after the first epoch's checkpoint: the
   survivor stops with an error instead of hanging, both restarted resume after the last finished
   epoch, and the run (history of all epochs, weights, metrics) equals a single-process
@@ -102,7 +103,7 @@ with strategy.scope():
     model = VAE(image_shape=(8, 8, 1), latent_dim=LATENT, encoder=encoder, decoder=decoder)
     model.set_weights(list(np.load(here / "initial.npz").values()))
     model.compile(optimizer=keras.optimizers.Adam(0.01))
-train = tfvae.data.load("digits", "train", batch_size=32, shuffle=True, seed=0, limit=256)
+train = tfvae.data.load("digits", "train", batch_size=31, shuffle=True, seed=0, limit=249)
 held_out = tfvae.data.load("digits", "test", batch_size=100)
 result = distributed.train(model, train, 2, strategy=strategy, checkpoint_dir=here / "checkpoints",
                            validation_data=held_out)
@@ -121,10 +122,10 @@ def _pinned_vae(weights=None):
     return model
 
 
-def _digits(limit=256):
+def _digits(limit=256, batch_size=32):
     import tfvae.data
 
-    return (tfvae.data.load("digits", "train", batch_size=32, shuffle=True, seed=0, limit=limit),
+    return (tfvae.data.load("digits", "train", batch_size=batch_size, shuffle=True, seed=0, limit=limit),
             tfvae.data.load("digits", "test", batch_size=100))
 
 
@@ -137,7 +138,7 @@ def test_two_workers_train_like_one_process(tmp_path):
     workers = [_worker(VAE_WORKER, [str(tmp_path)], i, ports, tmp_path / f"w{i}") for i in range(2)]
 
     keras.utils.set_random_seed(0)  # meanwhile, the single-process reference: Keras' own fit
-    train, held_out = _digits()
+    train, held_out = _digits(limit=249, batch_size=31)
     expected = reference.fit(train, validation_data=held_out, epochs=2, verbose=0).history
 
     codes = [_finish(w) for w in workers]
@@ -241,17 +242,18 @@ def test_a_worker_without_its_peer_gives_up_with_a_clear_error(tmp_path):
 
 def test_the_loop_trains_like_fit(mirrored_strategy, tmp_path):
     """The loop (default strategy, then two replicas) against Keras' fit over two epochs of
-    reshuffled data: same data order per epoch, same gradients, same epoch means."""
+    reshuffled data: same data order per epoch, same gradients, same epoch means. 125 examples:
+    the last batch of 29 is uneven on two replicas."""
     keras.utils.set_random_seed(0)
     reference = _pinned_vae()
     initial = reference.get_weights()
-    train, held_out = _digits(limit=128)
+    train, held_out = _digits(limit=125)
     expected = reference.fit(train, validation_data=held_out, epochs=2, verbose=0).history
     for name, strategy in (("default", tf.distribute.get_strategy()), ("mirrored", mirrored_strategy)):
         keras.utils.set_random_seed(0)
         with strategy.scope():
             model = _pinned_vae(initial)
-        train, held_out = _digits(limit=128)
+        train, held_out = _digits(limit=125)
         result = distributed.train(model, train, 2, checkpoint_dir=tmp_path / name, validation_data=held_out,
                                    verbose=0)
         assert result.initial_epoch == 0 and result.seconds > 0

@@ -169,3 +169,21 @@ def test_help_is_quiet_and_names_the_models_and_data_sets():
         assert "beta-tcvae" in done.stdout and "fashion_mnist" in done.stdout
     assert "(default: what fits the data set)" in " ".join(train.stdout.split())
     assert "default bernoulli" not in train.stdout
+
+
+def test_a_resumed_run_says_so(tmp_path, capsys):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "backup" / "history.json").write_text(json.dumps({"epoch": 3, "history": {}, "seconds": 1.0}))
+    run._say_if_resuming(tmp_path, 5, verbose=2)
+    assert f"resuming {tmp_path} after epoch 3 of 5" in capsys.readouterr().err
+    run._say_if_resuming(tmp_path, 5, verbose=0)
+    assert capsys.readouterr().err == ""
+
+
+def test_missing_data_names_the_flag(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("TFVAE_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setattr(data.sources, "prepared_tfds_builder", lambda *args: None)
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["train", "--dataset", "mnist", "--epochs", "1"]) == 2
+    assert "--data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

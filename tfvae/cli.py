@@ -50,8 +50,9 @@ def _quiet_native_logs():
 def _parser(with_model_flags=False):
     parser = argparse.ArgumentParser(
         prog="tfvae", description="Variational autoencoders on TensorFlow Probability.",
-        epilog=f"models: {', '.join(names.MODELS)}. Built-in data sets: {', '.join(names.DATASETS)}, or your own "
-               "file (.npy, .npz, .csv, .tsv) or image folder. 'tfvae COMMAND --help' for a command's flags.")
+        epilog=f"models: {', '.join(names.MODELS)}. Built-in data sets: {', '.join(names.DATASETS)}; or your own "
+               "file (.npy, .npz, .csv, .tsv) or image folder, shards by glob ('DIR/*.tfrecord') or tfds:NAME. "
+               "'tfvae COMMAND --help' for a command's flags.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     train = commands.add_parser("train", help="train a model, evaluate it and write a run directory",
@@ -93,6 +94,16 @@ def _parser(with_model_flags=False):
     plot.add_argument("--data-dir", help="folder with the built-in data sets' files")
     for name in ("reconstructions", "samples", "traversals", "kl"):
         plot.add_argument(f"--{name}", action="store_true", help=f"draw only the {name} (combinable)")
+
+    shards = commands.add_parser("shards", help="write a file or image folder as TFRecord shards, to stream from")
+    shards.add_argument("input", help="a .npy, .npz, .csv or .tsv file or an image folder")
+    shards.add_argument("out_dir", help="the folder of the shards (then: tfvae train --dataset 'OUT_DIR/*.tfrecord')")
+    shards.add_argument("--examples-per-shard", type=int, metavar="N",
+                        help="examples per file (default tfvae.data.shards.DEFAULT_EXAMPLES_PER_SHARD, 10,000)")
+    shards.add_argument("--label-column", metavar="COLUMN", help="a table's column (name or 0-based index) of labels")
+    shards.add_argument("--image-size", type=int, metavar="N", help="an image folder: resize images to NxN")
+    shards.add_argument("--shuffle-seed", type=int, metavar="S", help="shuffle the examples first, from S")
+    shards.add_argument("--overwrite", action="store_true", help="replace the .tfrecord files in OUT_DIR")
 
     export = commands.add_parser("export", help="write a run's model as a SavedModel for TF Serving")
     export.add_argument("run_dir", type=pathlib.Path)
@@ -167,7 +178,19 @@ def cmd_export(args):
     return 0
 
 
-COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "export": cmd_export}
+def cmd_shards(args):
+    from tfvae.data import shards, source
+
+    size = {} if args.examples_per_shard is None else {"examples_per_shard": args.examples_per_shard}
+    paths = shards.write_shards_from_file(args.input, args.out_dir, **size,
+                                          label_column=source.label_column_of(args.label_column),
+                                          image_size=args.image_size, shuffle_seed=args.shuffle_seed,
+                                          overwrite=args.overwrite)
+    print(f"wrote {len(paths)} shard(s) to {args.out_dir} ({paths[0].name}, ...)")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "plot": cmd_plot, "export": cmd_export, "shards": cmd_shards}
 
 
 # --------------------------------------------------------------------------------------- printing
@@ -201,7 +224,7 @@ def summary(out, config, metrics):
     if "disentanglement_scale" in metrics:
         used.append(f"disentanglement at {metrics['disentanglement_scale']:.3g}x disentanglement_lib's samples")
     lines = [f"trained {config['model']} on {plan.get('dataset', config['dataset'])} (latent {config['latent_dim']}, "
-             f"{config['epochs']} epochs, {metrics.get('train_seconds', 0):.0f} s); "
+             f"{config['epochs']} epoch{'s' if config['epochs'] != 1 else ''}, {metrics.get('train_seconds', 0):.0f} s); "
              f"{plan.get('mode', 'full')} evaluation in {plan.get('seconds', 0):.0f} s: {', '.join(used)}"]
     if "likelihood" in metrics:
         lines.append(f"  likelihood: {metrics['likelihood']} ({metrics.get('log_density_units', '')})")

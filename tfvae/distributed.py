@@ -6,11 +6,15 @@ loop of our own in the manner of TensorFlow's "custom training loop with
 MultiWorkerMirroredStrategy" guide. It runs the models' own ``train_step`` (the one
 :class:`tfvae.models.training.TrainingLoop` defines for ``fit``) inside ``strategy.run``:
 
-* the dataset yields **global** batches; ``experimental_distribute_dataset`` splits each one
-  into ``num_replicas_in_sync`` equal parts (every worker reads the same, identically seeded
-  pipeline and keeps its own parts), and ``train_step`` divides each replica's summed loss by the
-  global batch (``tf.nn.compute_average_loss``), so the all-reduced gradient is the gradient of
-  the global-batch mean, as in single-process training;
+* the dataset yields **global** batches; each is padded to a multiple of ``num_replicas_in_sync``
+  with weight-0 copies of a real example (:func:`tfvae.models.training.pad_batches`: the last,
+  short batch of a data set, or every batch when the batch size is not a multiple of the
+  replicas), ``experimental_distribute_dataset`` splits it into equal parts (every worker reads
+  the same, identically seeded pipeline and keeps its own parts), and ``train_step`` divides each
+  replica's weighted sum of losses by the number of real examples of the global batch (an
+  all-reduced count, :func:`tfvae.models.training.global_batch_size`), so the all-reduced
+  gradient is the gradient of the global-batch mean, as in single-process training, for every
+  batch;
 * the metric trackers are ``keras.metrics.Mean`` objects whose variables are sync-on-read sums:
   reading them between steps adds totals and counts over every replica of every worker, so the
   reported per-epoch ``loss`` is the mean over all examples of the epoch, as ``fit`` reports it;
@@ -251,6 +255,34 @@ def is_chief(strategy=None):
     return bool(strategy.extended.should_checkpoint)
 
 
+def worker_rank(strategy):
+    """This worker's place ``0 .. num_workers - 1`` in the cluster of ``strategy`` (the chief
+    first, then the ``worker`` tasks by index)."""
+    resolver = strategy.cluster_resolver
+    if resolver is None or resolver.task_type is None:
+        return 0
+    chiefs = len(resolver.cluster_spec().as_dict().get("chief", []))
+    return 0 if resolver.task_type == "chief" else chiefs + int(resolver.task_id)
+
+
+def broadcast(strategy, tensors):
+    """The chief's values of ``tensors`` (a list) on every worker (every worker must call it)."""
+    return _broadcast(strategy, tensors)
+
+
+def sum_over_workers(strategy, array):
+    """The element-wise sum of ``array`` over every worker of ``strategy``, in float64 (an
+    all-reduce: every worker must call it, with arrays of one shape). Adding zeros is exact, so a
+    worker's values placed at its own rows of a zero array come back unchanged on every worker."""
+    @tf.function
+    def reduce(value):
+        # made on each replica's device: the reduction needs per-replica values
+        per_replica = strategy.run(lambda: value * tf.ones([], tf.float64))
+        return strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None)
+
+    return reduce(tf.constant(np.asarray(array, np.float64))).numpy()
+
+
 # --------------------------------------------------------------------------------------- train
 
 def train(model, dataset, epochs, *, checkpoint_dir, strategy=None, validation_data=None, callbacks=None,
@@ -382,14 +414,24 @@ def _fit_iterators_before(epoch, known_size):
 
 
 def _distribute(strategy, model, dataset, what):
+    # imported here: this module is imported before multi_worker_strategy, the models after it
+    from tfvae.models.training import pad_batches
+
     if getattr(model, "validate_inputs", False):
         dataset = model.checked_data(dataset, what)
-    options = tf.data.Options()
+    if strategy.num_replicas_in_sync > 1:
+        # every global batch split into equal parts: a short batch gets weight-0 padding, which
+        # the train/test steps leave out of the loss, its divisor and the metrics
+        dataset = pad_batches(dataset, strategy.num_replicas_in_sync)
     # every worker reads the whole (identically seeded) pipeline; the rebatching splits each global
     # batch into one part per replica and each worker keeps its own parts. (AUTO would try to shard
-    # by file first, and warn, for in-memory data.)
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return strategy.experimental_distribute_dataset(dataset.with_options(options))
+    # by file first, and warn, for in-memory data.) A pipeline that chose a policy keeps it: the
+    # streamed shards of tfvae.data.shards are sharded by FILE, each worker reading its own files.
+    if dataset.options().experimental_distribute.auto_shard_policy == tf.data.experimental.AutoShardPolicy.AUTO:
+        options = tf.data.Options()
+        options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+        dataset = dataset.with_options(options)
+    return strategy.experimental_distribute_dataset(dataset)
 
 
 def _run_epoch(model, batches, step):
@@ -581,5 +623,5 @@ if __name__ == "__main__":
 
 
 __all__ = ["Cluster", "DEFAULT_WORKER_TIMEOUT", "ResumableHistory", "TrainResult", "WORKER_TIMEOUT_VARIABLE",
-           "barrier", "cluster_from_environment", "is_chief", "multi_worker_strategy", "tf_config_from_slurm",
-           "train", "worker_timeout_from_environment"]
+           "barrier", "broadcast", "cluster_from_environment", "is_chief", "multi_worker_strategy", "sum_over_workers",
+           "tf_config_from_slurm", "train", "worker_rank", "worker_timeout_from_environment"]

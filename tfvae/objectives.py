@@ -295,7 +295,7 @@ def log_importance_weight_matrix(batch_size, dataset_size, estimator="mss"):
     return tf.where(tf.equal(rows, columns), tf.fill([batch, batch], -math.log(dataset_size)), log_weights)
 
 
-def total_correlation_terms(log_q_pairs, log_prior, dataset_size, estimator="mss"):
+def total_correlation_terms(log_q_pairs, log_prior, dataset_size, estimator="mss", mask=None, rows=None):
     """Minibatch estimates of the β-TCVAE terms (Chen et al. 2018) for a batch of B codes
     z_i ~ q(z|x_i) of D dimensions, from a factorised posterior and prior:
 
@@ -309,16 +309,26 @@ def total_correlation_terms(log_q_pairs, log_prior, dataset_size, estimator="mss
     or "mws"). The batch means estimate I(x; z), KL(q(z) ‖ Π_d q(z_d)) and Σ_d KL(q(z_d) ‖ p(z_d));
     the estimates of log q(z) are biased low for small batches (Jensen), less so as B grows.
 
+    With ``mask``, the batch is its real examples only: W is the matrix of those n examples (in
+    their order), and padding columns weigh 0, so the real examples' terms are those of the batch
+    without the padding. With ``rows``, the codes are some of the batch's (one replica's share of
+    a batch gathered across replicas): row i is the code of example ``rows[i]``, and gets that
+    example's row of W.
+
     Args:
-      log_q_pairs: ``[B, B, D]``, entry ``[i, j, d] = log q(z_{i,d} | x_j)``: dimension d of code
-        i under example j's posterior. For a tfd distribution ``q_d`` with batch shape ``[B, D]``
-        (the posterior without its ``Independent`` wrapper): ``q_d.log_prob(z[:, None, :])``.
-      log_prior: ``[B, D]``, ``log p(z_{i,d})``.
-      dataset_size: N, a positive int (>= B − 1 for "mss").
+      log_q_pairs: ``[R, B, D]``, entry ``[i, j, d] = log q(z_{i,d} | x_j)``: dimension d of code
+        i under example j's posterior (R = B without ``rows``). For a tfd distribution ``q_d``
+        with batch shape ``[B, D]`` (the posterior without its ``Independent`` wrapper):
+        ``q_d.log_prob(z[:, None, :])``.
+      log_prior: ``[R, D]``, ``log p(z_{i,d})``.
+      dataset_size: N, a positive int (>= n − 1 for "mss", n the real examples of the batch).
       estimator: ``"mss"`` (stratified) or ``"mws"`` (weighted; its terms carry the constant
         offsets described in :func:`log_importance_weight_matrix`).
+      mask: optional ``[B]``, nonzero for real examples, 0 for padding (whose own terms are
+        finite but meaningless: weigh them 0).
+      rows: optional int ``[R]``, the batch positions of the codes (default ``0 … B − 1``).
     Returns:
-      :class:`KLDecomposition` of ``[B]`` float32 tensors.
+      :class:`KLDecomposition` of ``[R]`` float32 tensors.
 
     Example:
       >>> q = tfd.Normal(loc, scale)                      # batch shape [B, D]
@@ -329,17 +339,31 @@ def total_correlation_terms(log_q_pairs, log_prior, dataset_size, estimator="mss
     log_q_pairs = tf.cast(tf.convert_to_tensor(log_q_pairs), tf.float32)
     log_prior = tf.cast(tf.convert_to_tensor(log_prior), tf.float32)
     if log_q_pairs.shape.rank is not None and log_q_pairs.shape.rank != 3:
-        raise ValueError(f"log_q_pairs must be shaped [batch, batch, latent], got {log_q_pairs.shape}")
+        raise ValueError("log_q_pairs must be shaped [batch, batch, latent] (or [codes, batch, latent] with rows), "
+                         f"got {log_q_pairs.shape}")
     if log_prior.shape.rank is not None and log_prior.shape.rank != 2:
-        raise ValueError(f"log_prior must be shaped [batch, latent], got {log_prior.shape}")
+        raise ValueError(f"log_prior must be shaped [codes, latent], got {log_prior.shape}")
     dataset_size = _check_dataset_size(dataset_size)
     estimator = _check_estimator(estimator)
-    batch = log_q_pairs.shape[0] if log_q_pairs.shape[0] is not None else tf.shape(log_q_pairs)[0]
-    log_weights = log_importance_weight_matrix(batch, dataset_size, estimator)
+    batch = log_q_pairs.shape[1] if log_q_pairs.shape[1] is not None else tf.shape(log_q_pairs)[1]
+    positions = tf.range(batch) if rows is None else tf.cast(rows, tf.int32)
+    if mask is None:
+        log_weights = log_importance_weight_matrix(batch, dataset_size, estimator)
+    else:
+        real = tf.not_equal(mask, 0)
+        # the weights of the n real examples, read at each example's rank among them (a padding
+        # example reads its predecessor's: any finite row does); padding columns weigh 0
+        rank = tf.maximum(tf.cumsum(tf.cast(real, tf.int32)) - 1, 0)
+        count = tf.reduce_sum(tf.cast(real, tf.int32))
+        log_weights = tf.gather(log_importance_weight_matrix(count, dataset_size, estimator), rank)
+        log_weights = tf.where(real[None, :], tf.gather(log_weights, rank, axis=1), -math.inf)
+    if rows is not None:
+        log_weights = tf.gather(log_weights, positions)
     log_q_z = tf.reduce_logsumexp(log_weights + tf.reduce_sum(log_q_pairs, axis=-1), axis=1)
     log_prod_q_z_j = tf.reduce_sum(
         tf.reduce_logsumexp(log_weights[:, :, None] + log_q_pairs, axis=1), axis=-1)
-    log_q_z_given_x = tf.reduce_sum(tf.linalg.diag_part(tf.transpose(log_q_pairs, [2, 0, 1])), axis=0)
+    # log q(z_i | x_i): code i under its own example's posterior
+    log_q_z_given_x = tf.reduce_sum(tf.gather(log_q_pairs, positions, axis=1, batch_dims=1), axis=-1)
     log_p_z = tf.reduce_sum(log_prior, axis=-1)
     return KLDecomposition(
         mutual_information=log_q_z_given_x - log_q_z,

@@ -91,8 +91,9 @@ def _fraction(name, value):
 #: the run's own settings
 SETTINGS = {
     "model": Setting("vae", _model_name, "model name", type=str),
-    "dataset": Setting("digits", sources.check_dataset, "a built-in data set, or the path of your own .npy, .npz, "
-                       ".csv, .tsv file or image folder", type=str),
+    "dataset": Setting("digits", sources.check_dataset, "a built-in data set; the path of your own .npy, .npz, "
+                       ".csv, .tsv file or image folder; shards to stream by glob ('DIR/*.tfrecord', .npy, .csv); "
+                       "or tfds:NAME[/CONFIG], a prepared TensorFlow Datasets builder", type=str),
     "latent_dim": Setting(10, validation.positive_int, "code size"),
     "epochs": Setting(50, validation.positive_int, "passes over the training data"),
     "batch_size": Setting(32, validation.positive_int, "global batch (over every replica and worker)"),
@@ -250,20 +251,27 @@ def open_source(config, data_dir=None, split=None, likelihood=None):
         image_size=config["image_size"], validation_fraction=config["validation_fraction"], split=split)
 
 
-def build_model(config, source):
+def build_model(config, source, **options):
     """The (uncompiled) model of ``config`` for ``source``: the options given, the source's
-    likelihood when none is given, its standardisation and (β-TCVAE) its training-set size."""
+    likelihood when none is given, its standardisation and (β-TCVAE) its training-set size.
+    ``options`` are constructor keywords a config does not hold (``network_options``, your own
+    ``encoder`` and ``decoder``, ...); they take precedence.
+
+    Example:
+      >>> config = RunConfig(model="vsc", dataset="mnist", latent_dim=200, alpha=0.01)
+      >>> build_model(config, open_source(config), network_options={"hidden_units": (400,)})
+    """
     from tfvae import models
 
     cls = models.get(config["model"])
     declared = cls.declared_options()
-    options = config.model_options()
+    options = dict(config.model_options(), **options)
     if "likelihood" in declared and "likelihood" not in options:
         options["likelihood"] = source.likelihood
     if "standardization" in declared and source.standardization is not None:
-        options["standardization"] = source.standardization
+        options.setdefault("standardization", source.standardization)
     if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
-        options["dataset_size"] = source.train_size
+        options.setdefault("dataset_size", source.train_size)
     return cls(source.feature_shape, config["latent_dim"], **options)
 
 
@@ -333,29 +341,31 @@ def train(config=None, *, out=None, data_dir=None, overwrite=False, verbose="aut
         history, seconds = _fit_resumably(model, source, config, out, verbose)
         save_model_atomically(model, out / "model.keras")
         write_text_atomically(out / "history.json", json.dumps(history, indent=2))
+        metrics = evaluate_model(model, source, config, train_seconds=seconds, verbose=verbose)
     else:
-        trained = _train_on_workers(model, strategy, source, config, out, verbose)
-        if trained is None:  # not the chief: the chief evaluates and writes the rest
+        model, history, seconds = _train_on_workers(model, strategy, source, config, out, verbose)
+        metrics = _evaluate_on_workers(model, source, config, seconds, strategy, cluster.num_workers, verbose)
+        if not cluster.is_chief:  # the chief reports; wait for it to finish writing, then exit with it
+            distributed.barrier(strategy)
             return None
-        model, history, seconds = trained
-    metrics = evaluate_model(model, source, config, train_seconds=seconds, verbose=verbose)
     write_text_atomically(out / "metrics.json", json.dumps(metrics, indent=2))
     draw(model, source, out, metrics.get("kl_per_dimension"), history=history)
     if strategy is not None:
-        distributed.barrier(strategy)  # the other workers waited for this evaluation; all exit now
+        distributed.barrier(strategy)  # the other workers waited for the report; all exit now
     return Run(out, resolved, model, metrics, history)
 
 
-def _checked_source(config, data_dir):
-    """The source, its values checked against the likelihood asked for (when the model has one)."""
+def _checked_source(config, data_dir, split=None):
+    """The source of ``config``, its values checked against the likelihood asked for (when the
+    model has one; a model without one sees the data as they are)."""
     from tfvae import models
 
     likelihood = config.get("likelihood")
     if "likelihood" not in models.get(config["model"]).declared_options():
         likelihood = None
         if config["binarize"] is None and not sources.is_file(config["dataset"]):
-            config = config.replace(binarize="none")  # no likelihood: the data as they are
-    return open_source(config, data_dir, likelihood=likelihood)
+            config = config.replace(binarize="none")
+    return open_source(config, data_dir, split=split, likelihood=likelihood)
 
 
 def _fit_resumably(model, source, config, out, verbose):
@@ -386,9 +396,9 @@ def _say_if_resuming(out, epochs, verbose):
 
 
 def _train_on_workers(model, strategy, source, config, out, verbose):
-    """Multi-worker training; on the chief ``(model, history, seconds)`` with the model reloaded
-    from ``out/model.keras`` outside the strategy (Keras' evaluate cannot run under
-    MultiWorkerMirroredStrategy, and the other workers are gone), elsewhere None."""
+    """Multi-worker training: ``(model, history, seconds)`` on every worker, the model outside the
+    strategy (Keras' evaluate cannot run under MultiWorkerMirroredStrategy): the chief's reloaded
+    from ``out/model.keras``, the others' a copy of the trained weights."""
     import shutil
 
     import keras
@@ -410,10 +420,11 @@ def _train_on_workers(model, strategy, source, config, out, verbose):
         detail = f"{type(error).__name__}: {lines[0][:300]}" if lines else type(error).__name__
         raise WorkerStopped(f"a worker of the cluster stopped ({detail}); start the same command on every "
                             f"worker again to resume from {out / 'backup'}") from None
-    if not chief:  # (model.save involves no collective operation: the chief saves alone)
-        distributed.barrier(strategy)  # wait for the chief's evaluation (see tfvae.distributed.barrier)
-        return None
-    save_model_atomically(model, out / "model.keras")
+    if not chief:  # the same weights in a model outside the strategy, for the shared evaluation
+        trained = build_model(config, source)
+        trained.set_weights(model.get_weights())
+        return trained, result.history, result.seconds
+    save_model_atomically(model, out / "model.keras")  # (no collective operation: the chief saves alone)
     write_text_atomically(out / "history.json", json.dumps(result.history, indent=2))
     shutil.rmtree(out / "backup", ignore_errors=True)  # the run is whole: nothing to resume
     import tfvae.models  # noqa: F401  (registers the model classes for loading)
@@ -436,6 +447,32 @@ def evaluation_plan(model, source, config, train_seconds=None):
     if config["evaluation"] == "full":
         return budget.full_plan(**given)
     return budget.sized_plan(model, source, train_seconds or budget.MIN_BUDGET, **given)
+
+
+def _evaluate_on_workers(model, source, config, train_seconds, strategy, num_workers, verbose):
+    """Every worker evaluates its part of the held-out examples; the per-example values are
+    gathered exactly (:mod:`tfvae.evaluation.examples`) under the chief's plan. The chief's
+    metrics are the report; the others' are not used."""
+    import tensorflow as tf
+
+    from tfvae import distributed, evaluation
+    from tfvae.evaluation import budget, examples
+
+    chief = distributed.is_chief(strategy)
+    plan = evaluation_plan(model, source, config, train_seconds) if chief else budget.full_plan()
+    # the chief's plan on every worker (a plan sized by its own pilots' timings)
+    fields = ("test_images", "log_likelihood_samples", "log_likelihood_images", "disentanglement_scale", "probe_train")
+    numbers = [-1.0 if getattr(plan, f) is None else float(getattr(plan, f)) for f in fields]
+    shared = distributed.broadcast(strategy, [tf.constant(numbers, tf.float64)])[0].numpy()
+    plan = dataclasses.replace(plan, **{f: (None if v < 0 else (float(v) if f == "disentanglement_scale" else int(v)))
+                                        for f, v in zip(fields, shared)})
+    total = plan.test_images or source.held_out_size
+    part = examples.Part.of(distributed.worker_rank(strategy), num_workers, total,
+                            lambda array: distributed.sum_over_workers(strategy, array), chief, plan.batch_size)
+    metrics = evaluation.evaluate_model(model, source, plan=plan, part=part, verbose=verbose)
+    metrics["evaluation"]["workers"] = num_workers
+    metrics["train_seconds"] = round(train_seconds, 2)
+    return metrics
 
 
 def evaluate_model(model, source, config, train_seconds=None, verbose="auto"):
@@ -480,16 +517,11 @@ def evaluate(run_dir, *, data_dir=None, split=None, verbose="auto", **settings):
     config = config.replace(**settings)
     previous_path = run_dir / "metrics.json"
     previous = json.loads(previous_path.read_text()) if previous_path.exists() else {}
-    source = _checked_source_for_evaluation(config, model, data_dir, split)
+    source = _checked_source(config, data_dir, split)
     metrics = evaluate_model(model, source, config, train_seconds=previous.get("train_seconds"), verbose=verbose)
     metrics = dict(previous, **metrics)
     write_text_atomically(previous_path, json.dumps(metrics, indent=2))
     return metrics
-
-
-def _checked_source_for_evaluation(config, model, data_dir, split):
-    likelihood = getattr(model, "likelihood_option", None)
-    return open_source(config, data_dir, split=split, likelihood=likelihood if isinstance(likelihood, str) else None)
 
 
 # ------------------------------------------------------------------------------ pictures
@@ -529,7 +561,7 @@ def plot(run_dir, which=None, data_dir=None):
     """Redraws a finished run's pictures (``which``: some of :data:`PICTURES`); returns the paths."""
     run_dir = pathlib.Path(run_dir)
     model, config = load(run_dir)
-    source = _checked_source_for_evaluation(config, model, data_dir, None)
+    source = _checked_source(config, data_dir)
     metrics_path, history_path = run_dir / "metrics.json", run_dir / "history.json"
     kl = json.loads(metrics_path.read_text()).get("kl_per_dimension") if metrics_path.exists() else None
     history = json.loads(history_path.read_text()) if history_path.exists() else None

@@ -38,7 +38,10 @@ returns a :class:`UserData` with train/validation pipelines (:mod:`tfvae.data.us
 
 What a run trains and evaluates on, whatever the kind: :func:`open_source` gives a
 :class:`Source` (pipelines, arrays, labels, factors, default likelihood, standardisation;
-:mod:`tfvae.data.source`).
+:mod:`tfvae.data.source`). Data too large for memory are streamed: shards matched by a glob
+pattern (``"data/*.tfrecord"``, also ``.npy`` / ``.csv``; :mod:`tfvae.data.shards`, which also
+writes them: :func:`write_shards`) and prepared tensorflow-datasets builders (``"tfds:NAME"``;
+:mod:`tfvae.data.tfds_source`).
 
 Example:
   >>> train = tfvae.data.load("mnist", "train", batch_size=100, shuffle=True, seed=0,
@@ -59,6 +62,20 @@ from tfvae.data.shapes2d import Shapes2D
 from tfvae.data.pipeline import BINARIZE_MODES
 from tfvae.data.user import Standardization, UserData, load_file
 from tfvae.data.source import CatalogSource, FileSource, Source, open_source
+
+
+#: the streamed sources' names, imported when first used (so that ``python -m tfvae.data.shards``
+#: runs the module once, not a second copy of it)
+_STREAMED = {"ShardSource": "shards", "write_shards": "shards", "write_shards_from_file": "shards",
+             "TfdsSource": "tfds_source"}
+
+
+def __getattr__(name):
+    if name in _STREAMED:
+        import importlib
+
+        return getattr(importlib.import_module(f"tfvae.data.{_STREAMED[name]}"), name)
+    raise AttributeError(f"module 'tfvae.data' has no attribute {name!r}")
 
 
 def available():
@@ -195,3 +212,4 @@ __all__ = ["BINARIZE_MODES", "CorruptDataError", "DATASETS", "DataNotFoundError"
 __all__ += ["DSprites", "FactorDataset", "Shapes2D", "factors"]
 __all__ += ["Standardization", "UserData", "load_file"]
 __all__ += ["CatalogSource", "FileSource", "Source", "open_source"]
+__all__ += ["ShardSource", "TfdsSource", "write_shards", "write_shards_from_file"]

@@ -51,18 +51,23 @@ EVALUATION_BATCH = 500
 
 
 def is_file(dataset):
-    """True when ``dataset`` names a file or folder rather than a catalog data set."""
-    return isinstance(dataset, (str, os.PathLike)) and str(dataset) not in catalog.SPECS and (
-        os.sep in str(dataset) or "." in str(dataset) or pathlib.Path(dataset).exists())
+    """True when ``dataset`` names a file or folder (or a glob pattern of shards) rather than a
+    catalog data set or a tensorflow-datasets name (``tfds:NAME``)."""
+    return isinstance(dataset, (str, os.PathLike)) and str(dataset) not in catalog.SPECS and \
+        not str(dataset).startswith("tfds:") and (
+            os.sep in str(dataset) or "." in str(dataset) or pathlib.Path(dataset).exists())
 
 
 def check_dataset(name, value):
-    """A catalog name or the path of a file/folder (its contents are checked when opened)."""
+    """A catalog name, ``tfds:NAME``, or the path of a file/folder or a glob pattern of shards
+    (their contents are checked when opened)."""
     if isinstance(value, os.PathLike):
         value = os.fspath(value)
-    if not isinstance(value, str) or not (value in catalog.SPECS or is_file(value)):
-        raise ValueError(f"unknown data set {value!r}; expected one of {', '.join(sorted(catalog.SPECS))}, or "
-                         "the path of a .npy, .npz, .csv, .tsv file or an image folder")
+    if not isinstance(value, str) or not (value in catalog.SPECS or is_file(value) or
+                                          (value.startswith("tfds:") and len(value) > len("tfds:"))):
+        raise ValueError(f"unknown data set {value!r}; expected one of {', '.join(sorted(catalog.SPECS))}, "
+                         "tfds:NAME (a prepared tensorflow-datasets builder), the path of a .npy, .npz, .csv, "
+                         ".tsv file or an image folder, or a glob pattern of shards ('data/*.tfrecord')")
     return value
 
 
@@ -147,6 +152,19 @@ class CatalogSource(Source):
         self._has_factors = bool(info.factor_names)
         # a binarised training set is evaluated on one seeded draw ("threshold" stays "threshold")
         self._evaluation_binarize = {"dynamic": "fixed", "threshold": "threshold"}.get(binarize)
+        self._check_available()
+
+    def _check_available(self):
+        """Reads the files now (they are cached for the pipelines), so that missing or damaged
+        data stop a run before it writes anything."""
+        from tfvae import data
+        from tfvae.data import sources as files
+
+        if self._has_factors:
+            data.factors(self.name, data_dir=self._data_dir)
+            return
+        for split in ("train", self.held_out_split):
+            files.raw_arrays(self.name, split, self._data_dir)
 
     def resolved_settings(self):
         return {"binarize": self.binarize or "none"}
@@ -196,7 +214,7 @@ class FileSource(Source):
 
         if validation_fraction == 0:
             raise ValueError("validation_fraction must be > 0: a run is evaluated on held-out data")
-        user = data.load_file(path, label_column=_label_column(label_column), image_size=image_size,
+        user = data.load_file(path, label_column=label_column_of(label_column), image_size=image_size,
                               validation_fraction=validation_fraction, seed=seed, likelihood=likelihood)
         self.user_data, self._seed, self._limit = user, seed, limit
         self.name = pathlib.Path(path).stem or pathlib.Path(path).resolve().name
@@ -228,11 +246,15 @@ class FileSource(Source):
 
 def open_source(dataset, *, data_dir=None, seed=0, likelihood=None, binarize=None, limit=None, label_column=None,
                 image_size=None, validation_fraction=0.1, split=None):
-    """The :class:`Source` of ``dataset``: a catalog name or the path of a file or image folder.
+    """The :class:`Source` of ``dataset``: a catalog name, the path of a file or image folder, a
+    glob pattern of shards (streamed: :mod:`tfvae.data.shards`) or ``"tfds:NAME"`` (a prepared
+    tensorflow-datasets builder, streamed: :mod:`tfvae.data.tfds_source`).
 
     Args:
-      dataset: ``"mnist"``, ..., or a path (see :func:`tfvae.data.load_file`).
-      data_dir: where the catalog's files are (default ``$TFVAE_DATA_DIR``).
+      dataset: ``"mnist"``, ..., a path (see :func:`tfvae.data.load_file`), ``"data/*.tfrecord"``
+        (also ``*.npy``, ``*.csv``, ``*.tsv`` shards), ``"tfds:NAME[/CONFIG]"``.
+      data_dir: where the catalog's files are (default ``$TFVAE_DATA_DIR``); for ``tfds:``,
+        tensorflow-datasets' data folder (default ``$TFDS_DATA_DIR``).
       seed: shuffling, dynamic binarisation, the evaluation's binarisation draw and a file's
         held-out draw.
       likelihood: the likelihood the model will use, None for the data's default; a catalog
@@ -252,6 +274,19 @@ def open_source(dataset, *, data_dir=None, seed=0, likelihood=None, binarize=Non
         validation.choice("binarize", binarize, BINARIZE_SETTINGS)
     if limit is not None:
         validation.positive_int("limit", limit)
+    from tfvae.data import shards, tfds_source
+
+    if tfds_source.is_tfds(dataset) or shards.is_shards(dataset):
+        for key, value in (("binarize", None if binarize == "none" else binarize), ("image_size", image_size),
+                           ("label_column" if tfds_source.is_tfds(dataset) else None, label_column),
+                           ("split" if shards.is_shards(dataset) else None, split)):
+            if key is not None and value is not None:
+                raise ValueError(f"{key}={value!r} does not apply to {dataset!r} (streamed data)")
+        if tfds_source.is_tfds(dataset):
+            return tfds_source.TfdsSource(dataset, data_dir=data_dir, seed=seed, likelihood=likelihood, limit=limit,
+                                          split=split, validation_fraction=validation_fraction)
+        return shards.ShardSource(dataset, seed=seed, likelihood=likelihood, label_column=label_column_of(label_column),
+                                  validation_fraction=validation_fraction, limit=limit)
     if not is_file(dataset):
         for key, value in (("label_column", label_column), ("image_size", image_size)):
             if value is not None:
@@ -268,7 +303,7 @@ def open_source(dataset, *, data_dir=None, seed=0, likelihood=None, binarize=Non
                       validation_fraction=validation_fraction, limit=limit)
 
 
-def _label_column(value):
+def label_column_of(value):
     """A column's header name, or its 0-based index given as an integer or digits."""
     if value is None or isinstance(value, int):
         return value

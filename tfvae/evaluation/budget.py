@@ -65,6 +65,10 @@ class EvaluationPlan:
       disentanglement_scale: multiple of disentanglement_lib's sample counts (0 skips them).
       probe_train: labelled training examples of the linear probe (0 skips it).
       budget_seconds: the budget a sized plan was made for (None for the full protocol).
+      batch_size: examples per batch of the per-example passes.
+      seed: the test objective's draws are seeded per batch from it (``tf.random.set_seed(seed +
+        batch)``), so an evaluation is reproducible and its parts on several workers draw what
+        one process draws.
     """
 
     mode: str = "full"
@@ -74,10 +78,12 @@ class EvaluationPlan:
     disentanglement_scale: float = 1.0
     probe_train: int = DEFAULT_NUM_TRAIN
     budget_seconds: object = None
+    batch_size: int = 500
+    seed: int = 0
 
     def options(self):
         """The evaluators' options (see :data:`tfvae.evaluation.report.EVALUATORS`)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("mode", "budget_seconds")}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("mode", "budget_seconds", "batch_size")}
 
 
 def full_plan(**given):
@@ -118,9 +124,10 @@ def sized_plan(model, source, budget_seconds, **given):
 def _log_likelihood_plan(model, images, max_images, seconds, samples):
     """K and the images of a log-likelihood estimate that costs about ``seconds``."""
     step = estimators.SAMPLES_PER_SEED
-    pilot = images[:20]
-    log_likelihood(model, pilot, num_samples=step, verbose=0)  # traces the estimator
-    per_sample = _seconds(lambda: log_likelihood(model, pilot, num_samples=step, verbose=0)) / (len(pilot) * step)
+    pilot, pilot_samples = images[:20], min(step, samples or step)  # a K given is what the estimate costs
+    log_likelihood(model, pilot, num_samples=pilot_samples, verbose=0)  # traces the estimator
+    per_sample = _seconds(lambda: log_likelihood(model, pilot, num_samples=pilot_samples, verbose=0)) \
+        / (len(pilot) * pilot_samples)
     affordable = seconds / per_sample  # image-samples
     if samples is None:
         samples = DEFAULT_NUM_SAMPLES if affordable / DEFAULT_NUM_SAMPLES >= min(MIN_IMAGES, max_images) \

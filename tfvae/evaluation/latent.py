@@ -41,7 +41,12 @@ def active_units(model, data, threshold=0.01):
       ``(count, variances)`` with ``variances`` the per-dimension variance of the posterior mean.
     """
     codes = np.concatenate([model.encode(images).numpy() for images in _image_batches(data)])
+    return active_units_of(codes, threshold)
+
+
+def active_units_of(codes, threshold=0.01):
+    """:func:`active_units` of codes ``[N, latent]`` already computed: ``(count, variances)``."""
     if len(codes) < 2:
         raise ValueError("active_units needs at least two examples")
-    variances = codes.astype(np.float64).var(axis=0)
+    variances = np.asarray(codes, np.float64).var(axis=0)
     return int((variances > threshold).sum()), variances

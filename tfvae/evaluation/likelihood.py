@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfvae import estimators, progress, validation
+from tfvae.evaluation import examples
 from tfvae.evaluation.latent import _image_batches
 
 #: K used by :func:`log_likelihood` and by ``tfvae evaluate`` unless told otherwise (Burda et al.)
@@ -22,7 +23,7 @@ DEFAULT_BATCH_SIZE = 40
 
 def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFAULT_CHUNK_SIZE,
                    batch_size=DEFAULT_BATCH_SIZE, seed=0, return_per_example=False, verbose="auto",
-                   jit_compile=False):
+                   jit_compile=False, first_index=0):
     """The importance-sampled estimate of the mean test log-likelihood, in nats:
 
         log p̂(x) = log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x),
@@ -57,6 +58,9 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
         is unknown);
         ``"auto"``: 1 when stdout is a terminal, else 2 (as ``tfvae train``; see
         :mod:`tfvae.progress`).
+      first_index: the index of ``data``'s first example in a larger data set whose estimates
+        are split (e.g. over workers): example n of ``data`` gets the draws of example
+        ``first_index + n``, so the parts' estimates are those of the whole.
       jit_compile: XLA-compile the log-weights (on CPU slower than TensorFlow's oneDNN matrix
         products for MLP decoders, hence off; it may pay on accelerators); the draws stay outside
         XLA, so the values do not depend on it beyond float rounding.
@@ -91,9 +95,10 @@ def log_likelihood(model, data, num_samples=DEFAULT_NUM_SAMPLES, chunk_size=DEFA
     shown = progress.Progress("log_likelihood", total, unit, verbose, units=unit + "es" if unit == "batch" else None)
     estimates = []
     done = 0
+    first_index = validation.integer("first_index", first_index, minimum=0)
     for images in _image_batches(data, batch_size):
         images = _checked_images(model, shape, images)
-        estimates.append(estimate(images, tf.constant(done, tf.int64), *arguments).numpy())
+        estimates.append(estimate(images, tf.constant(first_index + done, tf.int64), *arguments).numpy())
         done += len(estimates[-1])
         shown.update(done if unit == "example" else len(estimates))
     if not done:
@@ -177,14 +182,18 @@ def log_likelihood_metrics(model, context):
     num_samples = DEFAULT_NUM_SAMPLES if num_samples is None else num_samples
     if num_samples == 0:
         return {}
-    data = context["test_data"]
-    if options.get("log_likelihood_images") is not None:
-        data = data.unbatch().take(options["log_likelihood_images"]).batch(DEFAULT_BATCH_SIZE)
+    limit = options.get("log_likelihood_images")
+    data, first = examples.local_data(context, limit, batch_size=DEFAULT_BATCH_SIZE)
     extra = {} if options.get("verbose") is None else {"verbose": options["verbose"]}
-    mean, standard_error, per_example = log_likelihood(model, data, num_samples=num_samples,
-                                                       return_per_example=True, **extra)
-    return {"test_log_likelihood": mean, "test_log_likelihood_se": standard_error,
-            "log_likelihood_samples": int(num_samples), "log_likelihood_images": int(len(per_example))}
+    per_example = None if data is None else log_likelihood(model, data, num_samples=num_samples, first_index=first,
+                                                           return_per_example=True, **extra)[2]
+    part = context.get("part")
+    values = examples.gathered(context, per_example, first, total=None if part is None else min(
+        part.total, part.total if limit is None else limit))
+    return {"test_log_likelihood": float(values.mean()),
+            "test_log_likelihood_se": float(values.std(ddof=1) / math.sqrt(len(values))) if len(values) > 1
+            else float("nan"),
+            "log_likelihood_samples": int(num_samples), "log_likelihood_images": int(len(values))}
 
 
 __all__ = ["DEFAULT_BATCH_SIZE", "DEFAULT_CHUNK_SIZE", "DEFAULT_NUM_SAMPLES", "log_likelihood",

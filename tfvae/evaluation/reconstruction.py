@@ -25,6 +25,8 @@ import numbers
 
 import numpy as np
 
+from tfvae.evaluation import examples
+
 #: pixel values in the metric's units are 255 × the [0, 1] values
 PIXEL_RANGE = 255.0
 
@@ -171,13 +173,17 @@ def reconstruction_metrics(model, context):
         return {}
     if len(getattr(model, "image_shape", ())) != 3:
         return {}  # a pixel metric in 0-255 units: meaningless for tables and other vectors
+    data, first = examples.local_data(context)
     errors = []
-    for item in context["test_data"]:
+    for item in [] if data is None else data:
         images = np.asarray(item[0] if isinstance(item, (tuple, list)) else item, np.float32)
         errors.append(_per_image_errors(images, np.asarray(model.reconstruct(images)), True, images.ndim - 1))
-    if not errors:
+    if not errors and context.get("part") is None:
         raise ValueError("reconstruction_metrics got no test data")
-    return {"test_reconstruction_error": float(np.concatenate(errors).mean()),
+    errors = examples.gathered(context, np.concatenate(errors) if errors else None, first)
+    return {"test_reconstruction_error": float(errors.mean()),
+            "test_reconstruction_error_se": float(errors.std(ddof=1) / np.sqrt(len(errors))) if len(errors) > 1
+            else float("nan"),
             "reconstruction_metric": "centered_l2_255"}
 
 

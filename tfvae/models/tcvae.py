@@ -56,6 +56,10 @@ class BetaTCVAE(VariationalModel):
     metric_names = VariationalModel.metric_names + ("mutual_information", "total_correlation",
                                                     "dimension_kl")
 
+    #: q(z) is estimated from the whole batch: over the global batch under a tf.distribute
+    #: strategy (gathered across replicas), never from padding (see compute_objective)
+    couples_batch = True
+
     OPTIONS = {
         "beta": Option(6.0, number(minimum=0.0), "weight beta >= 0 of the total correlation"),
         # no flag: `tfvae train` sets it to the training set's size
@@ -64,22 +68,38 @@ class BetaTCVAE(VariationalModel):
                             "estimate of log q(z): mss (stratified) or mws (weighted)"),
     }
 
-    def kl_decomposition(self, posterior, codes):
+    def kl_decomposition(self, posterior, codes, mask=None, rows=None):
         """Minibatch estimates of the index-code MI, the TC and the dimension-wise KL for
-        ``codes`` ``[batch, latent]`` drawn from ``posterior`` (q(z|x) of the same batch), with
-        this model's N and estimator: a :class:`tfvae.objectives.KLDecomposition` of ``[batch]``
-        tensors."""
+        ``codes`` ``[R, latent]`` drawn from ``posterior`` (q(z|x) of a batch of B examples), with
+        this model's N and estimator: a :class:`tfvae.objectives.KLDecomposition` of ``[R]``
+        tensors. ``mask`` (``[B]``, 0 for padding) leaves padding out of q(z); ``rows`` are the
+        batch positions of the codes when they are a part of the batch (default: one code per
+        example, in order); see :func:`tfvae.objectives.total_correlation_terms`."""
         codes = tf.convert_to_tensor(codes, tf.float32)
         # [i, j, d] = log q(z_{i,d} | x_j): every code under every example's posterior
         log_q_pairs = _per_dimension(posterior).log_prob(codes[:, None, :])
         return objectives.total_correlation_terms(
-            log_q_pairs, _per_dimension(self.prior).log_prob(codes), self.dataset_size, self.estimator)
+            log_q_pairs, _per_dimension(self.prior).log_prob(codes), self.dataset_size, self.estimator,
+            mask=mask, rows=rows)
 
-    def compute_objective(self, images, training=False):
-        q = self.posterior(images, training=training)  # float32 even under mixed precision
+    def compute_objective(self, images, training=False, mask=None):
+        params = self.encode_params(images, training=training)
+        q = self.posterior_from_params(params)  # float32 even under mixed precision
         z = q.sample()
         reconstruction = self.likelihood(z, training=training).log_prob(images)
-        terms = self.kl_decomposition(q, z)
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            # q(z) is the average posterior of the GLOBAL batch, as on one device: every replica
+            # gathers all replicas' posteriors (and padding masks) in replica order and scores its
+            # own codes at their places in that batch. all_gather's gradient all-reduces, so each
+            # replica's encoder also gets the gradient of the other replicas' losses.
+            sizes = context.all_gather(tf.shape(params)[:1], axis=0)
+            rows = tf.reduce_sum(sizes[:context.replica_id_in_sync_group]) + tf.range(tf.shape(params)[0])
+            everyone = self.posterior_from_params(context.all_gather(params, axis=0))
+            mask = None if mask is None else context.all_gather(tf.cast(mask, tf.float32), axis=0)
+            terms = self.kl_decomposition(everyone, z, mask=mask, rows=rows)
+        else:
+            terms = self.kl_decomposition(q, z, mask=mask)
         objective = objectives.beta_tc_elbo(reconstruction, terms, self.beta)
         kl = tf.reduce_sum(self.kl_per_dimension(q), axis=-1)
         metrics = dict(elbo=objectives.elbo_from_terms(reconstruction, kl),

@@ -11,6 +11,13 @@ Everything else is written once, here, in the manner of Keras' own ``train_step`
 * per-example losses are summed and divided by the *global* batch
   (``tf.nn.compute_average_loss``), so the gradients that MirroredStrategy (or the multi-worker
   loop of :mod:`tfvae.distributed`) sums over replicas equal the single-device mean;
+* **uneven batches under a strategy.** A batch that does not split evenly over the replicas
+  (the last batch of most data sets; any batch not a multiple of the replicas) is padded in the
+  input pipeline (:func:`pad_batches`: ``fit`` and ``evaluate`` under a strategy, and the
+  multi-worker loop) to a multiple of the replicas with weight-0 copies of a real example, and the
+  global batch of ``compute_average_loss`` is the cross-replica sum of the real examples
+  (:func:`global_batch_size`), so every step, and every metric, equals the single-device step on
+  the unpadded batch. Without a strategy nothing is padded and nothing is all-reduced;
 * losses go through ``optimizer.scale_loss`` (float16 loss scaling; the optimizer divides the
   gradients back);
 * data are unpacked with ``keras.utils.unpack_x_y_sample_weight``; sample weights weight both the
@@ -27,11 +34,15 @@ the input pipeline, outside the XLA cluster).
 """
 
 import collections
+import inspect
 import warnings
 
 import keras
 import numpy as np
 import tensorflow as tf
+# Keras' own conversion of arrays into fit's batches (Keras 3 has no public one), so that arrays
+# padded for replicas are batched and shuffled as fit batches them
+from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
 from tfvae import validation
 from tfvae.models.options import DeclaredOptions, Option
@@ -40,6 +51,10 @@ from tfvae.models.options import DeclaredOptions, Option
 #: callbacks, the progress bar's epoch figures and ``BackupAndRestore(save_freq="epoch")`` are
 #: unaffected; per-batch callbacks run every this many batches (as Keras documents).
 DEFAULT_STEPS_PER_EXECUTION = 16
+
+#: the key of the mask of real examples that :func:`pad_batches` puts where a batch's targets go
+#: (tfvae's models take no targets): 1 for the batch's own examples, 0 for padding
+REAL_EXAMPLES = "tfvae_real_examples"
 
 
 class ObjectiveValue(collections.namedtuple("ObjectiveValue", ["loss", "metrics", "surrogates"])):
@@ -74,6 +89,10 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     #: metric names reported by train_step / test_step, in progress-bar order
     metric_names = ("loss",)
 
+    #: True when an example's objective depends on the other examples of its batch (β-TCVAE's
+    #: estimate of q(z)): :meth:`compute_objective` then also takes ``mask`` (see there)
+    couples_batch = False
+
     OPTIONS = {"validate_inputs": Option(True, validation.flag, "check the data before training", flag=None)}
 
     def __init__(self, **options):
@@ -91,7 +110,12 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     # ----------------------------------------------------------------- what a model defines
 
     def compute_objective(self, inputs, training=False):
-        """Per-example loss and metrics for a batch: an :class:`ObjectiveValue`."""
+        """Per-example loss and metrics for a batch: an :class:`ObjectiveValue`.
+
+        A model with ``couples_batch = True`` also takes ``mask=None``: a ``[batch]`` tensor,
+        nonzero for real examples and 0 for padding (:func:`pad_batches`), which must then not
+        enter the batch-level estimates; under a tf.distribute strategy such a model estimates
+        over the global batch (gathered across replicas), as one device would."""
         raise NotImplementedError
 
     def variable_groups(self):
@@ -152,20 +176,28 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     def metrics(self):
         return list(self._trackers)
 
-    def compute_gradients(self, inputs, sample_weight=None, training=True, objective=None):
+    def compute_gradients(self, inputs, sample_weight=None, training=True, objective=None, real=None):
         """The gradients ``train_step`` applies, for one (per-replica) batch.
 
-        Each group's loss is ``compute_average_loss(per-example loss, sample_weight)`` (a sum over
-        the replica's examples divided by the global batch) plus the scaled regularisation
-        losses, passed through ``optimizer.scale_loss`` when an optimizer is set; with
-        ``surrogates`` each group is differentiated with respect to its own variables only.
+        Each group's loss is ``compute_average_loss(per-example loss, sample_weight,
+        global_batch_size)`` (a weighted sum over the replica's examples divided by the number of
+        real examples of the global batch, :func:`global_batch_size`) plus the scaled
+        regularisation losses, passed through ``optimizer.scale_loss`` when an optimizer is set;
+        with ``surrogates`` each group is differentiated with respect to its own variables only.
+        Summed over replicas, the gradient is that of
+
+            L = Σ_i w_i ℓ_i / B        (B real examples in the global batch, w_i = 1 without weights),
+
+        the single-device loss of the unpadded batch.
 
         Args:
           inputs: a prepared batch (see :meth:`prepare_inputs`).
-          sample_weight: optional ``[batch]`` weights.
+          sample_weight: optional ``[batch]`` weights (0 for padding).
           training: passed to the networks.
           objective: ``None`` for :meth:`compute_objective`, or a callable
             ``(model, inputs) -> ObjectiveValue`` (or per-example loss ``[batch]``).
+          real: optional ``[batch]`` mask of real examples (1) and padding (0), from
+            :func:`pad_batches`; ``None``: every example is real.
 
         Returns:
           ``(gradients, variables, result)``: parallel lists over ``trainable_variables`` (``None``
@@ -176,7 +208,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         optimizer = getattr(self, "optimizer", None)
         with tf.GradientTape(persistent=True) as tape:
             if objective is None:
-                result = self.compute_objective(inputs, training=training)
+                result = self.compute_objective(inputs, training=training, **self._objective_mask(real))
             else:
                 result = objective(self, inputs)
                 if not isinstance(result, ObjectiveValue):
@@ -187,11 +219,13 @@ class TrainingLoop(DeclaredOptions, keras.Model):
                 raise ValueError(f"{type(self).__name__}: surrogates name the groups {sorted(per_example)}, "
                                  f"but the variable groups are {sorted(groups)}")
             regularization = tf.nn.scale_regularization_loss(tf.add_n(self.losses)) if self.losses else 0.0
+            global_batch = global_batch_size(tf.shape(result.loss)[0], real)
             losses = {}
             for name in groups:
                 # float32 whatever the compute dtype: the objective is computed in float32
                 loss = tf.nn.compute_average_loss(tf.cast(per_example[name], tf.float32),
-                                                  sample_weight=sample_weight) + regularization
+                                                  sample_weight=sample_weight,
+                                                  global_batch_size=global_batch) + regularization
                 losses[name] = optimizer.scale_loss(loss) if optimizer is not None else loss
         # in trainable_variables' order: the optimizer builds its slots in the order of the first
         # apply(), and a reloaded model's optimizer in trainable_variables' order
@@ -207,20 +241,23 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         return gradients, variables, result
 
     def train_step(self, data):
-        inputs, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+        inputs, real, sample_weight = unpack_batch(data)
         inputs = self.prepare_inputs(inputs)
-        gradients, variables, result = self.compute_gradients(inputs, sample_weight, training=True)
+        gradients, variables, result = self.compute_gradients(inputs, sample_weight, training=True, real=real)
         self.optimizer.apply(gradients, variables)
         return self.update_metrics(result, sample_weight)
 
     def test_step(self, data):
-        inputs, _, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        result = self.compute_objective(self.prepare_inputs(inputs), training=False)
+        inputs, real, sample_weight = unpack_batch(data)
+        result = self.compute_objective(self.prepare_inputs(inputs), training=False, **self._objective_mask(real))
         return self.update_metrics(result, sample_weight)
 
     def predict_step(self, data):
-        inputs, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        inputs, _, _ = unpack_batch(data)
         return self(self.prepare_inputs(inputs), training=False)
+
+    def _objective_mask(self, real):
+        return {"mask": real} if self.couples_batch else {}
 
     def update_metrics(self, result, sample_weight=None):
         values = dict(result.metrics, loss=result.loss)
@@ -266,20 +303,56 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     # ------------------------------------------- input checks outside the compiled step
 
     def fit(self, x=None, y=None, *args, **kwargs):
-        if isinstance(x, tf.data.Dataset) and len(args) < 7:
+        arguments = _arguments(super().fit, x, y, *args, **kwargs)
+        if isinstance(x, tf.data.Dataset):
             # Keras ignores ``shuffle`` for a dataset (it is shuffled by its pipeline) but warns
             # on every fit because the default is True; say what actually happens instead.
-            kwargs.setdefault("shuffle", False)
+            arguments.setdefault("shuffle", False)
         if self.validate_inputs:
-            x = self.checked_data(x, "x")
-            if kwargs.get("validation_data") is not None:
-                kwargs["validation_data"] = self.checked_data(kwargs["validation_data"], "validation_data")
-        return super().fit(x, _targets_for(x, y, kwargs), *args, **kwargs)
+            arguments["x"] = self.checked_data(x, "x")
+            if arguments.get("validation_data") is not None:
+                arguments["validation_data"] = self.checked_data(arguments["validation_data"], "validation_data")
+        arguments["y"] = _targets_for(arguments["x"], y, arguments)
+        if self.distribute_strategy.num_replicas_in_sync > 1:
+            self._pad_for_replicas(arguments, fit=True)
+        return super().fit(**arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
-        if self.validate_inputs:
-            x = self.checked_data(x, "x")
-        return super().evaluate(x, _targets_for(x, y, kwargs), *args, **kwargs)
+        arguments = _arguments(super().evaluate, x, y, *args, **kwargs)
+        # fit's validation: fit has checked (and padded) these data already
+        cached = arguments.get("_use_cached_eval_dataset", False)
+        if self.validate_inputs and not cached:
+            arguments["x"] = self.checked_data(x, "x")
+        arguments["y"] = _targets_for(arguments["x"], y, arguments)
+        if self.distribute_strategy.num_replicas_in_sync > 1 and not cached:
+            self._pad_for_replicas(arguments, fit=False)
+        return super().evaluate(**arguments)
+
+    def _pad_for_replicas(self, arguments, fit):
+        """Replaces the data among ``fit``'s or ``evaluate``'s ``arguments`` (arrays or a
+        tf.data.Dataset; Keras' other inputs are left to it) by their batches padded to a
+        multiple of the replicas (:func:`pad_batches`), arrays batched and shuffled as Keras
+        batches them."""
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        if fit and arguments.get("validation_split") and arguments.get("validation_data") is None \
+                and _is_array(arguments["x"]):
+            # the split Keras makes of arrays (their last part), before they become a dataset
+            (arguments["x"], arguments["y"], arguments["sample_weight"]), arguments["validation_data"] = \
+                array_slicing.train_validation_split((arguments["x"], arguments["y"], arguments.get("sample_weight")),
+                                                     validation_split=arguments.pop("validation_split"))
+        batch_size = arguments.get("batch_size")
+        padded = _padded(arguments["x"], arguments["y"], arguments.get("sample_weight"), batch_size,
+                         arguments.get("shuffle", True) if fit else False, replicas)
+        if padded is not None:
+            arguments.update(x=padded, y=None, sample_weight=None, batch_size=None)
+            if fit:
+                arguments["shuffle"] = False  # done in the padded pipeline
+        if fit and arguments.get("validation_data") is not None:
+            x, y, weight = keras.utils.unpack_x_y_sample_weight(arguments["validation_data"])
+            padded = _padded(x, y, weight, arguments.get("validation_batch_size") or batch_size, False, replicas)
+            if padded is not None:
+                arguments["validation_data"] = padded
+                arguments.pop("validation_batch_size", None)
 
     def checked_data(self, data, what="data"):
         """``data`` with the checks of :meth:`data_problem` attached: NumPy arrays and
@@ -313,6 +386,99 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         return element if len(element) > 1 else element[0]
 
 
+def pad_batches(dataset, multiple):
+    """``dataset`` with every batch padded to a multiple of ``multiple`` examples, so that a
+    tf.distribute strategy with ``multiple`` replicas splits each batch into equal parts.
+
+    The padding repeats the batch's first example (real values, so the objective stays finite)
+    at the end of the batch. Each element becomes ``(inputs, {REAL_EXAMPLES: real})``, or
+    ``(inputs, {REAL_EXAMPLES: real}, sample_weight)`` when it had weights: ``real`` is 1 for the
+    batch's own examples and 0 for padding, whose weights are 0 too (any targets are dropped:
+    tfvae's models take none). The shared ``train_step`` / ``test_step`` read the mask
+    (:func:`unpack_batch`): padding weighs nothing in the loss and the metrics, and the loss is
+    divided by the number of real examples of the global batch (:func:`global_batch_size`).
+
+    Example:
+      >>> batches = pad_batches(tf.data.Dataset.from_tensor_slices(images).batch(7), 2)
+      >>> next(iter(batches))[1][REAL_EXAMPLES].numpy()        # 7 real examples, 1 copy
+      array([1., 1., 1., 1., 1., 1., 1., 0.], dtype=float32)
+    """
+    multiple = validation.positive_int("multiple", multiple)
+
+    def pad(*element):
+        # tf.data passes (x, y[, w]) as separate arguments, x alone as one
+        inputs, _, sample_weight = keras.utils.unpack_x_y_sample_weight(element if len(element) > 1 else element[0])
+        size = tf.shape(tf.nest.flatten(inputs)[0])[0]
+        copies = tf.zeros([(multiple - size % multiple) % multiple], tf.int32)  # indices of the first example
+        inputs = tf.nest.map_structure(lambda t: tf.concat([t, tf.gather(t, copies)], 0), inputs)
+        targets = {REAL_EXAMPLES: tf.concat([tf.ones([size]), tf.zeros(tf.shape(copies))], 0)}
+        if sample_weight is None:
+            return inputs, targets
+        sample_weight = tf.concat([sample_weight, tf.zeros_like(tf.gather(sample_weight, copies))], 0)
+        return inputs, targets, sample_weight
+
+    # tf.distribute cannot see a batch size through a map (compute_batch_size gives -1), so it splits
+    # every padded batch by itself into equal, contiguous parts (its "legacy" rebatching) instead of
+    # cutting the stream of examples into parts of the unpadded batch size
+    return dataset.map(pad, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def unpack_batch(data):
+    """``(inputs, real, sample_weight)`` of a batch of ``fit``, ``evaluate`` or the multi-worker
+    loop: ``real`` is the mask of :func:`pad_batches` (``None`` for a batch it did not pad), and
+    ``sample_weight`` weighs the loss and the metrics (the mask itself for a padded batch without
+    weights, so that padding weighs 0)."""
+    inputs, targets, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    real = targets.get(REAL_EXAMPLES) if isinstance(targets, dict) else None
+    if real is not None and sample_weight is None:
+        sample_weight = real
+    return inputs, real, sample_weight
+
+
+def global_batch_size(local_batch, real=None):
+    """The number of real examples in the global batch, as ``tf.nn.compute_average_loss`` takes
+    it: under a tf.distribute strategy the cross-replica sum of every replica's count (its
+    ``local_batch`` examples, or the nonzero entries of its mask ``real``), exact whatever the
+    replicas' shares; on one replica the count of ``real``, or ``None`` without a mask
+    (compute_average_loss then counts the batch itself; nothing is all-reduced).
+
+    Call it on every replica (in replica context, inside ``strategy.run``), like the all-reduce
+    it makes. Dividing by the *local* count (a per-replica mean), or leaving ``global_batch_size``
+    to compute_average_loss (local count × replicas), is wrong whenever the shares differ.
+    """
+    context = tf.distribute.get_replica_context()
+    replicas = 1 if context is None else context.num_replicas_in_sync
+    if real is None and replicas == 1:
+        return None
+    count = local_batch if real is None else tf.math.count_nonzero(real, dtype=tf.int32)
+    if replicas == 1:
+        return count
+    # summed as float32 (exact below 2**24 examples), the dtype every all-reduce takes: TensorFlow keeps
+    # int32 tensors in host memory on GPUs (not checked on GPUs here)
+    return tf.cast(context.all_reduce(tf.distribute.ReduceOp.SUM, tf.cast(count, tf.float32)), tf.int32)
+
+
+def _padded(x, y, sample_weight, batch_size, shuffle, replicas):
+    """The batches :func:`pad_batches` makes of arrays (as Keras' fit batches and shuffles them)
+    or of a tf.data.Dataset; ``None`` for other data."""
+    if isinstance(x, tf.data.Dataset):
+        return pad_batches(x, replicas)
+    if not _is_array(x):
+        return None
+    if y is None and sample_weight is not None:
+        y = np.zeros(len(x), np.float32)  # see _targets_for
+    batches = array_data_adapter.ArrayDataAdapter(x, y, sample_weight=sample_weight, batch_size=batch_size,
+                                                  shuffle=shuffle).get_tf_dataset()
+    return pad_batches(batches, replicas)
+
+
+def _arguments(method, *args, **kwargs):
+    """The arguments of a call of Keras' ``fit`` / ``evaluate`` by name (``**kwargs`` spread)."""
+    arguments = inspect.signature(method).bind(*args, **kwargs).arguments
+    arguments.update(arguments.pop("kwargs", {}))
+    return arguments
+
+
 def _targets_for(x, y, kwargs):
     """``y`` for ``fit``/``evaluate``: Keras' array adapter drops ``sample_weight`` when ``y`` is
     None (it packs ``x`` alone), and tfvae's models take no targets, so weights given with arrays
@@ -333,4 +499,5 @@ def _is_array(value):
         hasattr(value, "__array__") and not isinstance(value, (dict, str)))
 
 
-__all__ = ["DEFAULT_STEPS_PER_EXECUTION", "ObjectiveValue", "TrainingLoop"]
+__all__ = ["DEFAULT_STEPS_PER_EXECUTION", "REAL_EXAMPLES", "ObjectiveValue", "TrainingLoop", "global_batch_size",
+           "pad_batches", "unpack_batch"]
