@@ -5,6 +5,7 @@ import os
 import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from tfvae import cli, run
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+TIMEOUT_S = 600  # one tiny run in a fresh process, on shared cores
 FAST = ["--epochs", "2", "--latent-dim", "3", "--limit", "256", "--log-likelihood-samples", "20", "--quiet"]
 
 
@@ -24,22 +26,48 @@ def _error_line(capsys):
 
 
 def _console(argv):
-    """``python -m tfvae.cli ARGV`` in a fresh process, as a user runs it (the checkout's tfvae)."""
-    return subprocess.run([sys.executable, "-m", "tfvae.cli", *argv], capture_output=True, text=True, timeout=600,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT)
+    """``python -m tfvae.cli ARGV`` started in a fresh process, as a user runs it (the checkout's
+    tfvae); ``.communicate()`` gives its stdout and stderr."""
+    return subprocess.Popen([sys.executable, "-m", "tfvae.cli", *argv], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+                            cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """One run of the console script in a fresh process, shared by the tests of this module;
-    test_config_reproduces_the_run trains it again from its config.json in another fresh process."""
-    out = tmp_path_factory.mktemp("runs") / "bvae"
+def runs(tmp_path_factory):
+    """The console script's processes of this module, side by side (most of a tiny run is
+    single-threaded tracing and compiling, and the machine has two cores):
+
+    * ``first``: a run shared by the tests below, in ``out``;
+    * ``second``: the same run again from its config.json, in ``again``
+      (test_config_reproduces_the_run), started as soon as ``first`` has written config.json,
+      before its training;
+    * ``bad``: a run with a bad flag (test_the_console_script_reports_errors_without_a_traceback).
+    """
+    root = tmp_path_factory.mktemp("runs")
+    out, again = root / "bvae", root / "again"
     argv = ["train", "--model", "beta-vae", "--beta", "2", "--seed", "3", "--out", str(out)] + FAST
-    result = _console([a for a in argv if a != "--quiet"])  # not quiet: the summary ends stdout
-    assert result.returncode == 0, result.stderr[-2000:]
-    lines = result.stdout.splitlines()
+    first = _console([a for a in argv if a != "--quiet"])  # not quiet: the summary ends stdout
+    bad = _console(["train", "--latent-dim", "-2"])
+    began = time.monotonic()
+    while not (out / "config.json").exists() and first.poll() is None and time.monotonic() - began < TIMEOUT_S:
+        time.sleep(0.1)  # (config.json is written atomically)
+    second = _console(["train", "--config", str(out / "config.json"), "--out", str(again), "--quiet"])
+    yield dict(out=out, first=first, again=again, second=second, bad=bad)
+    for process in (first, second, bad):
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
+@pytest.fixture(scope="module")
+def run_dir(runs):
+    out, first = runs["out"], runs["first"]
+    stdout, stderr = first.communicate(timeout=TIMEOUT_S)
+    assert first.returncode == 0, stderr[-2000:]
+    lines = stdout.splitlines()
     lines = lines[next(i for i, line in enumerate(lines) if line.startswith("trained ")):]
-    assert lines[0].startswith("trained beta-vae on digits (latent 3, 2 epochs"), result.stdout
+    assert lines[0].startswith("trained beta-vae on digits (latent 3, 2 epochs"), stdout
     assert any(line.startswith("  ELBO ") and "±" in line and line.endswith("nats/example") for line in lines)
     assert lines[-1].startswith(f"run directory: {out}")
     return out
@@ -87,14 +115,14 @@ def test_plot_redraws_only_what_is_asked(run_dir, capsys):
     assert "traversals.png" in capsys.readouterr().out
 
 
-def test_config_reproduces_the_run(run_dir, tmp_path):
+def test_config_reproduces_the_run(run_dir, runs):
     """The run again from its config.json, in a fresh process as a user reruns a command: the same
     settings and the same training losses as the run from the command-line flags. (Under XLA, the
     default, the sampling noise is a function of the seed per process: a second model trained in
     the same process continues XLA's random state; README, "Fast by default".)"""
-    again = tmp_path / "again"
-    result = _console(["train", "--config", str(run_dir / "config.json"), "--out", str(again), "--quiet"])
-    assert result.returncode == 0, result.stderr[-2000:]
+    again, second = runs["again"], runs["second"]
+    _, stderr = second.communicate(timeout=TIMEOUT_S)
+    assert second.returncode == 0, stderr[-2000:]
     settings = [json.loads((d / "config.json").read_text())["settings"] for d in (run_dir, again)]
     assert settings[0] == settings[1]
     a, b = (json.loads((d / "history.json").read_text()) for d in (run_dir, again))
@@ -130,8 +158,9 @@ def test_bad_arguments_give_one_clear_line(argv, message, capsys, tmp_path):
     assert message in _error_line(capsys)
 
 
-def test_the_console_script_reports_errors_without_a_traceback():
-    result = _console(["train", "--latent-dim", "-2"])
-    assert result.returncode == 2
-    assert "Traceback" not in result.stderr
-    assert "tfvae: error: --latent-dim must be a positive integer, got -2" in result.stderr
+def test_the_console_script_reports_errors_without_a_traceback(runs):
+    process = runs["bad"]  # train --latent-dim -2
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 2
+    assert "Traceback" not in stderr
+    assert "tfvae: error: --latent-dim must be a positive integer, got -2" in stderr
