@@ -25,12 +25,20 @@ def _error_line(capsys):
     return lines[0]
 
 
-def _console(argv):
+class _Console:
     """``python -m tfvae.cli ARGV`` started in a fresh process, as a user runs it (the checkout's
-    tfvae); ``.communicate()`` gives its stdout and stderr."""
-    return subprocess.Popen([sys.executable, "-m", "tfvae.cli", *argv], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-                            cwd=ROOT)
+    tfvae), its stdout and stderr going to files in ``logs`` (no pipe to fill while it runs)."""
+
+    def __init__(self, argv, logs, name):
+        self.stdout, self.stderr = logs / f"{name}.out", logs / f"{name}.err"
+        with open(self.stdout, "w") as out, open(self.stderr, "w") as err:
+            self.process = subprocess.Popen([sys.executable, "-m", "tfvae.cli", *argv], stdout=out, stderr=err,
+                                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), cwd=ROOT)
+
+    def finish(self, timeout=TIMEOUT_S):
+        """``(returncode, stdout, stderr)`` once the process has ended."""
+        code = self.process.wait(timeout=timeout)
+        return code, self.stdout.read_text(), self.stderr.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -47,24 +55,24 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
     out, again = root / "bvae", root / "again"
     argv = ["train", "--model", "beta-vae", "--beta", "2", "--seed", "3", "--out", str(out)] + FAST
-    first = _console([a for a in argv if a != "--quiet"])  # not quiet: the summary ends stdout
-    bad = _console(["train", "--latent-dim", "-2"])
+    first = _Console([a for a in argv if a != "--quiet"], root, "first")  # not quiet: the summary ends stdout
+    bad = _Console(["train", "--latent-dim", "-2"], root, "bad")
     began = time.monotonic()
-    while not (out / "config.json").exists() and first.poll() is None and time.monotonic() - began < TIMEOUT_S:
+    while not (out / "config.json").exists() and first.process.poll() is None and time.monotonic() - began < TIMEOUT_S:
         time.sleep(0.1)  # (config.json is written atomically)
-    second = _console(["train", "--config", str(out / "config.json"), "--out", str(again), "--quiet"])
+    second = _Console(["train", "--config", str(out / "config.json"), "--out", str(again), "--quiet"], root, "second")
     yield dict(out=out, first=first, again=again, second=second, bad=bad)
-    for process in (first, second, bad):
-        if process.poll() is None:
-            process.kill()
-            process.communicate()
+    for console in (first, second, bad):
+        if console.process.poll() is None:
+            console.process.kill()
+            console.process.wait()
 
 
 @pytest.fixture(scope="module")
 def run_dir(runs):
-    out, first = runs["out"], runs["first"]
-    stdout, stderr = first.communicate(timeout=TIMEOUT_S)
-    assert first.returncode == 0, stderr[-2000:]
+    code, stdout, stderr = runs["first"].finish()
+    assert code == 0, stderr[-2000:]
+    out = runs["out"]
     lines = stdout.splitlines()
     lines = lines[next(i for i, line in enumerate(lines) if line.startswith("trained ")):]
     assert lines[0].startswith("trained beta-vae on digits (latent 3, 2 epochs"), stdout
@@ -120,9 +128,9 @@ def test_config_reproduces_the_run(run_dir, runs):
     settings and the same training losses as the run from the command-line flags. (Under XLA, the
     default, the sampling noise is a function of the seed per process: a second model trained in
     the same process continues XLA's random state; README, "Fast by default".)"""
-    again, second = runs["again"], runs["second"]
-    _, stderr = second.communicate(timeout=TIMEOUT_S)
-    assert second.returncode == 0, stderr[-2000:]
+    code, _, stderr = runs["second"].finish()
+    assert code == 0, stderr[-2000:]
+    again = runs["again"]
     settings = [json.loads((d / "config.json").read_text())["settings"] for d in (run_dir, again)]
     assert settings[0] == settings[1]
     a, b = (json.loads((d / "history.json").read_text()) for d in (run_dir, again))
@@ -159,8 +167,7 @@ def test_bad_arguments_give_one_clear_line(argv, message, capsys, tmp_path):
 
 
 def test_the_console_script_reports_errors_without_a_traceback(runs):
-    process = runs["bad"]  # train --latent-dim -2
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 2
+    code, _, stderr = runs["bad"].finish()  # train --latent-dim -2
+    assert code == 2
     assert "Traceback" not in stderr
     assert "tfvae: error: --latent-dim must be a positive integer, got -2" in stderr
