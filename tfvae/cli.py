@@ -9,8 +9,8 @@
 
 Every ``train`` flag is derived from a declaration: the run's settings and the evaluation's
 (:data:`tfvae.run.SETTINGS`, :data:`tfvae.run.EVALUATION_SETTINGS`) and each model's options.
-Bad arguments print one line starting ``tfvae: error:`` and exit with status 2; progress goes to
-stderr, results to stdout.
+Bad arguments print one line starting ``tfvae: error:`` and exit with status 2. ``tfvae evaluate``
+writes its progress to stderr and only the metrics' JSON to stdout.
 """
 
 import argparse
