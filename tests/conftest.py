@@ -163,3 +163,17 @@ def exported(tmp_path_factory):
     models = tiny_export_models()
     paths = {name: export.export_saved_model(model, root, name=name) for name, model in models.items()}
     return models, paths
+
+
+@pytest.fixture
+def cancer_csv(tmp_path):
+    """scikit-learn's breast-cancer table as a .csv file with a header and a ``target`` column."""
+    import numpy as np
+    from sklearn.datasets import load_breast_cancer
+
+    bunch = load_breast_cancer()
+    path = tmp_path / "cancer.csv"
+    header = ",".join(name.replace(" ", "_") for name in bunch.feature_names) + ",target"
+    np.savetxt(path, np.column_stack([bunch.data, bunch.target]), delimiter=",", header=header,
+               comments="", fmt="%.6g")
+    return path

@@ -73,17 +73,8 @@ def test_standardization_keeps_a_density_of_the_raw_data():
     np.testing.assert_allclose(raw, standardised - np.log(scale).sum(), rtol=1e-5)
 
 
-def _cancer_csv(tmp_path):
-    bunch = load_breast_cancer()
-    path = tmp_path / "cancer.csv"
-    header = ",".join(name.replace(" ", "_") for name in bunch.feature_names) + ",target"
-    np.savetxt(path, np.column_stack([bunch.data, bunch.target]), delimiter=",", header=header,
-               comments="", fmt="%.6g")
-    return path, bunch
-
-
-def test_cli_trains_on_a_csv_table_and_serves_it_with_tensorflow_alone(tmp_path):
-    path, _ = _cancer_csv(tmp_path)
+def test_cli_trains_on_a_csv_table_and_serves_it_with_tensorflow_alone(tmp_path, cancer_csv):
+    path = cancer_csv
     out = tmp_path / "run"
     code = cli.main(["train", "--dataset", str(path), "--label-column", "target", "--likelihood", "gaussian",
                      "--latent-dim", "3", "--epochs", "2", "--batch-size", "64", "--out", str(out),

@@ -8,22 +8,11 @@ import sys
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer
 
 from tfvae import cli, data, models, names, run
 from tfvae.evaluation import budget
 
 TINY = dict(epochs=1, latent_dim=2, limit=200, batch_size=50, verbose=0)
-
-
-@pytest.fixture
-def cancer_csv(tmp_path):
-    bunch = load_breast_cancer()
-    path = tmp_path / "cancer.csv"
-    header = ",".join(name.replace(" ", "_") for name in bunch.feature_names) + ",target"
-    np.savetxt(path, np.column_stack([bunch.data, bunch.target]), delimiter=",", header=header,
-               comments="", fmt="%.6g")
-    return path
 
 
 def test_one_call_trains_evaluates_and_writes_the_run(tmp_path):
