@@ -37,7 +37,7 @@ import json
 import pathlib
 import sys
 
-from tfvae import validation
+from tfvae import devices, validation
 from tfvae.data import source as sources
 from tfvae.files import save_model_atomically, write_text_atomically
 
@@ -111,6 +111,10 @@ SETTINGS = {
                           type=int, metavar="N"),
     "validation_fraction": Setting(0.1, _fraction, "a file or folder: the seeded held-out fraction for evaluation",
                                    metavar="F"),
+    "precision": Setting("auto", lambda n, v: validation.choice(n, v, devices.PRECISIONS),
+                         "the networks' compute dtype (weights, distributions and objectives stay float32); "
+                         "auto: mixed_bfloat16 on a CPU with bfloat16 matrix units (AMX), else float32",
+                         metavar="{" + ",".join(devices.PRECISIONS) + "}"),
 }
 
 #: how the run is evaluated (:mod:`tfvae.evaluation.budget`)
@@ -271,7 +275,16 @@ def build_model(config, source, **options):
         options.setdefault("standardization", source.standardization)
     if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
         options.setdefault("dataset_size", source.train_size)
-    return cls(source.feature_shape, config["latent_dim"], **options)
+    # the networks are built under the run's precision (their layers keep it when saved); the
+    # global policy is restored so that nothing else in the process changes dtype
+    import keras
+
+    before = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(devices.resolve_precision(config["precision"]))
+    try:
+        return cls(source.feature_shape, config["latent_dim"], **options)
+    finally:
+        keras.mixed_precision.set_global_policy(before)
 
 
 def default_directory(config, source):

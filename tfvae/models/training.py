@@ -25,8 +25,11 @@ Everything else is written once, here, in the manner of Keras' own ``train_step`
 * :meth:`TrainingLoop.compute_gradients` is the single gradient computation: ``train_step``, the
   multi-worker loop and :func:`tfvae.diagnostics.gradient_snr` all call it.
 
-**Compiled by default.** ``compile()`` resolves ``jit_compile="auto"`` to XLA (Keras itself
-resolves it to no XLA on CPU) except under a tf.distribute strategy, and runs
+**Compiled where it is faster.** ``compile()`` resolves ``jit_compile="auto"`` by
+:func:`tfvae.devices.xla_mode`: the whole step under XLA on a GPU and for dense float32 networks
+on a CPU; on a CPU, convolutional or bfloat16 networks run forward and backward on TensorFlow's
+own (oneDNN) kernels with only the optimizer's update under XLA; no XLA under a tf.distribute
+strategy. It runs
 ``steps_per_execution=DEFAULT_STEPS_PER_EXECUTION`` steps per call into the graph. XLA drops
 assertion ops, so the input checks do not live in the compiled step: ``fit`` and ``evaluate``
 check NumPy arrays once up front and map the check over a ``tf.data.Dataset`` (it then runs in
@@ -44,7 +47,7 @@ import tensorflow as tf
 # padded for replicas are batched and shuffled as fit batches them
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
-from tfvae import validation
+from tfvae import devices, validation
 from tfvae.models.options import DeclaredOptions, Option
 
 #: batches per call into the compiled graph when ``compile()`` is not told otherwise. Per-epoch
@@ -244,7 +247,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         inputs, real, sample_weight = unpack_batch(data)
         inputs = self.prepare_inputs(inputs)
         gradients, variables, result = self.compute_gradients(inputs, sample_weight, training=True, real=real)
-        self.optimizer.apply(gradients, variables)
+        self.apply_gradients(gradients, variables)
         return self.update_metrics(result, sample_weight)
 
     def test_step(self, data):
@@ -266,16 +269,33 @@ class TrainingLoop(DeclaredOptions, keras.Model):
                 tracker.update_state(tf.cast(values[tracker.name], tf.float32), sample_weight=sample_weight)
         return {tracker.name: tracker.result() for tracker in self._trackers}
 
-    # ------------------------------------------------------- compile: XLA by default
+    # ------------------------------------------------------- compile: XLA where it is faster
 
     def compile(self, optimizer="rmsprop", *, jit_compile="auto", steps_per_execution=None, **kwargs):
-        """``keras.Model.compile`` with tfvae's defaults: ``jit_compile="auto"`` means XLA (but
-        under a tf.distribute strategy or with ``run_eagerly``), ``steps_per_execution=None``
-        means :data:`DEFAULT_STEPS_PER_EXECUTION` (1 under a tf.distribute strategy). Any
-        explicit value is used as given."""
+        """``keras.Model.compile`` with tfvae's defaults.
+
+        ``jit_compile``: ``"auto"`` resolves by :func:`tfvae.devices.xla_mode` (no XLA under a
+        tf.distribute strategy or with ``run_eagerly``); ``True`` or ``"step"`` compiles the
+        whole training step with XLA; ``"update"`` only the optimizer's update (forward and
+        backward by TensorFlow's own kernels: oneDNN's convolutions and bfloat16 matrix units
+        on a CPU); ``False`` or ``"none"`` no XLA. ``steps_per_execution=None`` means
+        :data:`DEFAULT_STEPS_PER_EXECUTION` (1 under a tf.distribute strategy). Any explicit
+        value is used as given, and a reloaded model compiles as it was asked to (``"auto"``
+        resolves again on the machine that loads it)."""
         distributed = tf.distribute.has_strategy() or self.distribute_strategy.num_replicas_in_sync > 1
+        requested = jit_compile
         if jit_compile == "auto":
-            jit_compile = not (kwargs.get("run_eagerly") or distributed)
+            mode = "none" if kwargs.get("run_eagerly") or distributed else devices.xla_mode(self)
+        else:
+            mode = {True: "step", False: "none"}.get(jit_compile, jit_compile)
+            if mode not in devices.XLA_MODES:
+                raise ValueError(f"jit_compile must be 'auto', True, False or one of {devices.XLA_MODES}, "
+                                 f"got {jit_compile!r}")
+            if mode == "update" and distributed:
+                raise ValueError("jit_compile='update' cannot run under a tf.distribute strategy (the update "
+                                 "all-reduces across replicas); use False")
+        self.xla_mode = mode
+        self._compiled_update = None
         if steps_per_execution is None:
             # Keras 3 (3.15) fails under MirroredStrategy with more than one step per execution
             # ("You must feed a value for placeholder tensor ... while/cond", keras-team/keras#19246)
@@ -286,8 +306,20 @@ class TrainingLoop(DeclaredOptions, keras.Model):
             optimizer = keras.optimizers.get(optimizer)
             if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        super().compile(optimizer=optimizer, jit_compile=jit_compile,
+        super().compile(optimizer=optimizer, jit_compile=mode == "step",
                         steps_per_execution=steps_per_execution, **kwargs)
+        self._compile_config.config["jit_compile"] = requested  # what a reloaded model asks for
+
+    def apply_gradients(self, gradients, variables):
+        """``optimizer.apply``, compiled by XLA on its own when ``xla_mode == "update"`` (one fused
+        pass over the weights instead of Keras' separate element-wise ops)."""
+        if getattr(self, "xla_mode", None) != "update":
+            return self.optimizer.apply(gradients, variables)
+        if self._compiled_update is None:
+            # the variables are captured, not passed: a tf.function cannot take Keras variables
+            # as arguments; they are the model's trainable variables on every step
+            self._compiled_update = tf.function(lambda g: self.optimizer.apply(g, variables), jit_compile=True)
+        return self._compiled_update(gradients)
 
     def _computes_in_float16(self):
         """Whether a layer of the model computes in float16 (then gradients need loss scaling)."""
