@@ -1,36 +1,52 @@
 """Training throughput on the default path, against this machine's best matmul rate.
 
-Three paths per case:
+Paths per case:
 
-* **default**: what a user writes, with no tuning flag: ``tfvae.data.load(..., batch_size=B,
-  shuffle=True, seed=0, binarize="dynamic")`` and ``model.compile(Adam)`` + ``model.fit`` (tfvae's
-  compile defaults: XLA and 16 steps per execution);
+* **default**: what a user writes, with no tuning flag: the run layer's model (its default
+  ``precision="auto"``: bfloat16 networks on a CPU with AMX), ``model.compile(Adam)`` (tfvae's
+  defaults: ``jit_compile="auto"``, :mod:`tfvae.devices`, and 16 steps per execution) and
+  ``model.fit`` on ``tfvae.data.load(..., batch_size=B, shuffle=True, seed=0,
+  binarize="dynamic")`` (MNIST cases) or on in-memory random binary 64×64 images (``64×64``
+  cases: ``model.fit(images, batch_size=B)``);
+* **PRECISION/MODE** (``float32/step``, ``mixed_bfloat16/update``, ...): the same model and data
+  with the precision and XLA mode set by hand, every combination, to find the fastest
+  configuration the default must come within 90 % of;
 * **tuned**: the same model on the images held in memory as a repeated, pre-batched tf.data
   pipeline and ``steps_per_execution=100``;
-* **bare** (VAE and IWAE cases): a reference, not a tfvae path: the same encoder and decoder
-  networks trained by a hand-written XLA ``tf.function`` (reparameterised samples, Bernoulli
-  log-likelihood, log-sum-exp of the importance weights, Adam) on in-memory batches. It is what
-  the framework could reach on this machine without tfvae's training loop, so the gap to it is
-  tfvae's overhead and the gap from it to the matmul rate is the machine's.
+* **bare** and **bare-bf16** (VAE, IWAE and 64×64 cases): a reference, not a tfvae path: the
+  same encoder and decoder networks (float32 with the whole step under XLA; bfloat16 with only
+  the update under XLA) trained by a hand-written ``tf.function`` (reparameterised samples,
+  Bernoulli log-likelihood, log-sum-exp of the importance weights, Adam) on in-memory batches. It
+  is what the framework could reach on this machine without tfvae's training loop, so the gap to
+  it is tfvae's overhead and the gap from it to the matmul rate is the machine's;
+* **torch** (64×64 cases): PyTorch eager on the same networks (``torch_reference.py``, in its own
+  process; ``pip install torch==2.13.0``).
+
+The 64×64 cases are the networks of the disentanglement studies: disentanglement_lib's conv net
+and Higgins et al.'s MLP (encoder 1200-1200 ReLU, decoder 1200-1200-1200 tanh), a VAE with 10
+latents, batch 64 and 256.
 
 Each case trains a warm-up epoch (tracing and compiling) and then ``--windows`` timed epochs. The
 float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before every window, and
 fractions are taken against the **best** matmul rate of the whole run, not against one slowed by
 other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
-importance sample). The script records the load average and refuses to report fractions when it
-before the run is at or above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
+importance sample; convolutions are not counted, so the conv cases' fractions are lower bounds).
+The script records the load average and refuses to report fractions when the load
+average before the run is at or above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
 jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
 it cannot tell a quiet machine from a busy one.)
 
-    python benchmarks/throughput.py                 # every case, default, tuned and bare paths
+    python benchmarks/throughput.py                 # every case and path (about 40 min)
     python benchmarks/throughput.py --quick         # smoke run (a few seconds a case)
     python benchmarks/throughput.py --cases "vae batch 100" --json out.json
+    python benchmarks/throughput.py --cases "conv 64x64 batch 64" "higgins 64x64 batch 64" --paths default torch
 """
 
 import argparse
 import json
 import pathlib
 import statistics
+import subprocess
 import sys
 import time
 
@@ -38,10 +54,12 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 import harness  # noqa: E402  (before TensorFlow)
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
-from tfvae import run  # noqa: E402
+from tfvae import devices, run  # noqa: E402
+from tfvae.networks import mlp_decoder, mlp_encoder  # noqa: E402
 from tfvae.files import write_text_atomically  # noqa: E402
 
 
@@ -100,18 +118,44 @@ CASES = {
     "shapes2d mlp batch 64": (dict(model="beta-vae", dataset="shapes2d", latent_dim=10, beta=4.0),
                               dict(network_options={"hidden_units": (1200, 1200)}), 64, 1, 6400),
 }
+#: the 64×64 cases: name -> (network, batch); a VAE with 10 latents on in-memory random binary images
+CASES_64 = {f"{network} 64x64 batch {batch}": (network, batch) for network in ("conv", "higgins") for batch in (64, 256)}
+#: the configurations the default is measured against (precision/XLA mode)
+CONFIGURATIONS = [f"{precision}/{mode}" for precision in ("float32", "mixed_bfloat16") for mode in devices.XLA_MODES]
+PATHS = ["default", "tuned", *CONFIGURATIONS, "bare", "bare-bf16", "torch"]
 
 
-def setup(name, scale):
-    """The case's model (seed 0), its source (the first ``examples`` training images) and batch."""
+def setup(name, scale, precision="auto"):
+    """The case's model (seed 0, networks in ``precision``), its data and batch: ``(model, source or
+    in-memory images, batch, samples, examples)``."""
+    if name in CASES_64:
+        network, batch = CASES_64[name]
+        examples = max(batch * 4, int(batch * 32 * scale))
+        config = run.RunConfig(model="vae", dataset="shapes2d", latent_dim=10, precision=precision,
+                               architecture="conv" if network == "conv" else "mlp")
+        options = {}
+        if network == "higgins":
+            before = keras.mixed_precision.global_policy()
+            keras.mixed_precision.set_global_policy(devices.resolve_precision(precision))
+            try:
+                keras.utils.set_random_seed(0)
+                options = dict(encoder=mlp_encoder((64, 64, 1), 20, hidden_units=(1200, 1200), activation="relu"),
+                               decoder=mlp_decoder(10, (64, 64, 1), hidden_units=(1200,) * 3, activation="tanh"))
+            finally:
+                keras.mixed_precision.set_global_policy(before)
+        model = harness.build_model(config, run.open_source(config), validate_inputs=False, **options)
+        images = (np.random.default_rng(0).random((examples, 64, 64, 1)) < 0.5).astype(np.float32)
+        return model, images, batch, 1, examples
     settings, options, batch, samples, examples = CASES[name]
     examples = max(batch * 4, int(examples * scale))
-    config = run.RunConfig(limit=examples, **settings)
+    config = run.RunConfig(limit=examples, precision=precision, **settings)
     source = run.open_source(config)
     return harness.build_model(config, source, **options), source, batch, samples, examples
 
 
-def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
+def _timer(probe, repeats):
+    """A callback timing each epoch, with a matmul measurement before each."""
+
     class Windows(keras.callbacks.Callback):
         def __init__(self):
             super().__init__()
@@ -124,54 +168,83 @@ def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
         def on_epoch_end(self, epoch, logs=None):
             self.seconds.append(time.perf_counter() - self.start)
 
-    timer = Windows()
+    return Windows()
+
+
+def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
+    timer = _timer(probe, repeats)
     model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
     return timer.seconds[1:]  # the first epoch traces and compiles
 
 
 def run_case(name, path, windows, probe, repeats, scale):
-    model, source, batch, samples, examples = setup(name, scale)
-    if path == "default":
-        model.compile(optimizer=keras.optimizers.Adam(1e-3))
-        seconds = _timed_fit(model, source.train(batch, seed=0), None, windows + 1, probe, repeats)
-        steps = -(-examples // batch)
-    else:
+    """``path``: "default", "tuned" or a configuration ``PRECISION/MODE``."""
+    precision, mode = path.split("/") if "/" in path else ("auto", "auto")
+    model, data, batch, samples, examples = setup(name, scale, precision)
+    if path == "tuned":
         steps = examples // batch
         model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=min(100, steps))
-        images, _ = source.arrays("train")  # binarised once where the default path binarises dynamically
+        images = data if name in CASES_64 else data.arrays("train")[0]  # one binarisation where default draws anew
         dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(batch, drop_remainder=True)
         seconds = _timed_fit(model, dataset.prefetch(tf.data.AUTOTUNE), steps, windows + 1, probe, repeats)
+    else:
+        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=mode)
+        steps = -(-examples // batch)
+        if name in CASES_64:  # what a user writes for arrays in memory
+            timer = _timer(probe, repeats)
+            model.fit(data, batch_size=batch, epochs=windows + 1, verbose=0, callbacks=[timer])
+            seconds = timer.seconds[1:]
+        else:
+            seconds = _timed_fit(model, data.train(batch, seed=0), None, windows + 1, probe, repeats)
     rate = statistics.median(steps * batch / s for s in seconds)
-    return dict(examples_per_second=rate, steps_per_second=rate / batch,
-                gflops=rate * train_flops(model, samples) / 1e9, batch=batch, examples_per_epoch=examples)
+    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=model.encoder.compute_dtype,
+                xla_mode=model.xla_mode, gflops=rate * train_flops(model, samples) / 1e9, batch=batch,
+                examples_per_epoch=examples)
 
 
-def bare_rate(name, windows, scale):
-    """Examples/s of a hand-written XLA training step of the case's own networks (see the module
-    docstring); only for the VAE/IWAE cases (one importance-weighted bound, K samples)."""
-    model, source, batch, samples, examples = setup(name, scale)
+def torch_rate(name, windows):
+    """PyTorch eager on the case's networks, in a process of its own (``torch_reference.py``)."""
+    network, batch = CASES_64[name]
+    script = pathlib.Path(__file__).with_name("torch_reference.py")
+    output = subprocess.run([sys.executable, str(script), network, str(batch), "--seconds", str(5.0 * windows)],
+                            check=True, capture_output=True, text=True).stdout
+    result = json.loads(output.strip().splitlines()[-1])
+    return dict(result, steps_per_second=result["examples_per_second"] / batch, batch=batch)
+
+
+def bare_rate(name, windows, scale, precision="float32"):
+    """Examples/s of a hand-written training step of the case's own networks (see the module
+    docstring): float32 with the whole step under XLA, or bfloat16 networks with only Adam's
+    update under XLA; for the VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples)."""
+    model, data, batch, samples, examples = setup(name, scale, precision)
     encoder, decoder = model.encoder, model.decoder
     variables = encoder.trainable_variables + decoder.trainable_variables
     optimizer = keras.optimizers.Adam(1e-3)
     optimizer.build(variables)
-    images, _ = source.arrays("train")  # one seeded Bernoulli draw
+    images = data if name in CASES_64 else data.arrays("train")[0]  # MNIST: one seeded Bernoulli draw
     batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
+    whole_step = precision == "float32"
+    update = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=True)
 
     def log_normal(z, mean, log_scale):
         return tf.reduce_sum(-0.5 * ((z - mean) / tf.exp(log_scale)) ** 2 - log_scale - 0.9189385, -1)
 
-    @tf.function(jit_compile=True)
+    @tf.function(jit_compile=whole_step)
     def step(x):
         with tf.GradientTape() as tape:
-            mean, log_scale = tf.split(encoder(x, training=True), 2, axis=-1)
+            mean, log_scale = tf.split(tf.cast(encoder(x, training=True), tf.float32), 2, axis=-1)
             z = mean + tf.exp(log_scale) * tf.random.normal([samples] + mean.shape)
-            logits = decoder(tf.reshape(z, [-1, z.shape[-1]]), training=True)
+            logits = tf.cast(decoder(tf.reshape(z, [-1, z.shape[-1]]), training=True), tf.float32)
             targets = tf.tile(tf.reshape(x, [1, batch, -1]), [samples, 1, 1])
             log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
                 targets, tf.reshape(logits, targets.shape)), -1)
             log_w = log_px + log_normal(z, 0.0, 0.0) - log_normal(z, mean, log_scale)
             loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0))
-        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        gradients = tape.gradient(loss, variables)
+        if whole_step:
+            optimizer.apply(gradients, variables)
+        else:
+            update(gradients)
         return loss
 
     step(batches[0]).numpy()
@@ -183,25 +256,40 @@ def bare_rate(name, windows, scale):
         loss.numpy()
         rates.append(len(batches) * batch / (time.perf_counter() - start))
     rate = statistics.median(rates)
-    return dict(examples_per_second=rate, steps_per_second=rate / batch,
+    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=precision,
                 gflops=rate * train_flops(model, samples) / 1e9, batch=batch, examples_per_epoch=examples)
+
+
+def against_fastest(cases, name):
+    """One line: the default path's rate as a fraction of the case's fastest TensorFlow path, and
+    the ratio to PyTorch eager where measured."""
+    rates = {key[len(name) + 2:-1]: r["examples_per_second"] for key, r in cases.items() if key.startswith(name + " [")}
+    tensorflow = {path: rate for path, rate in rates.items() if path != "torch"}
+    if "default" not in rates or len(tensorflow) < 2:
+        return ""
+    fastest = max(tensorflow, key=tensorflow.get)
+    line = f"  {name}: default at {rates['default'] / tensorflow[fastest]:.0%} of the fastest ({fastest})"
+    if "torch" in rates:
+        line += f"; {rates['default'] / rates['torch']:.2f}x PyTorch eager"
+    return line
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     harness.add_arguments(parser, __file__, quick="a smoke run: small epochs, one window", out=False)
-    parser.add_argument("--cases", nargs="*", default=list(CASES), help="which cases (default: all)")
-    parser.add_argument("--paths", nargs="*", default=["default", "tuned", "bare"], choices=["default", "tuned", "bare"],
-                        help="bare: a hand-written XLA step of the same networks, for VAE/IWAE cases only")
+    parser.add_argument("--cases", nargs="*", default=list(CASES) + list(CASES_64), help="which cases (default: all)")
+    parser.add_argument("--paths", nargs="*", default=PATHS, choices=PATHS,
+                        help="PRECISION/MODE: a configuration set by hand; bare, bare-bf16: a hand-written step of "
+                             "the same networks (VAE, IWAE and 64x64 cases); torch: PyTorch eager (64x64 cases)")
     parser.add_argument("--windows", type=int, default=3, help="timed epochs per case and path")
     parser.add_argument("--max-load", type=float, default=1.5,
                         help="refuse fractions at this load average before the run or above")
     parser.add_argument("--json", help="also write the results here")
     args = harness.parse(parser, argv)
     header = harness.machine_header(args.command, max_load=args.max_load)  # before this process does any work
-    unknown = [c for c in args.cases if c not in CASES]
+    unknown = [c for c in args.cases if c not in CASES and c not in CASES_64]
     if unknown:
-        parser.error(f"unknown cases {unknown}; expected some of {list(CASES)}")
+        parser.error(f"unknown cases {unknown}; expected some of {list(CASES) + list(CASES_64)}")
     windows, repeats, scale = (1, 2, 0.05) if args.quick else (args.windows, 8, 1.0)
 
     probe = MatmulProbe()
@@ -210,16 +298,22 @@ def main(argv=None):
     results = {"header": header, "cases": {}}
     for name in args.cases:
         for path in args.paths:
-            if path == "bare":
-                if not name.startswith(("vae", "iwae")):
+            if path.startswith("bare"):
+                if not name.startswith(("vae", "iwae")) and name not in CASES_64:
                     continue
                 probe.measure(repeats)
-                result = bare_rate(name, windows, scale)
+                result = bare_rate(name, windows, scale, "mixed_bfloat16" if path == "bare-bf16" else "float32")
+            elif path == "torch":
+                if name not in CASES_64:
+                    continue
+                result = torch_rate(name, windows)
             else:
                 result = run_case(name, path, windows, probe, repeats, scale)
             results["cases"][f"{name} [{path}]"] = result
-            print(f"{name:<28} {path:<8} {result['examples_per_second']:>9.0f} ex/s "
-                  f"{result['steps_per_second']:>7.1f} steps/s {result['gflops']:>6.1f} GFLOP/s", flush=True)
+            print(f"{name:<28} {path:<22} {result['examples_per_second']:>9.0f} ex/s "
+                  f"{result['steps_per_second']:>7.1f} steps/s {result.get('gflops', float('nan')):>6.1f} GFLOP/s",
+                  flush=True)
+        print(against_fastest(results["cases"], name), flush=True)
     load_after = harness.load_average()
     results.update(load_after=load_after, best_matmul_gflops=probe.best, matmul_gflops=probe.rates)
     quiet = header["quiet"]
@@ -227,6 +321,8 @@ def main(argv=None):
           f"load average after {load_after[0]:.2f} (counts this benchmark's own threads)")
     if quiet:
         for key, result in results["cases"].items():
+            if "gflops" not in result:
+                continue
             result["fraction_of_best_matmul"] = result["gflops"] / probe.best
             print(f"  {key:<40} {result['fraction_of_best_matmul']:>6.0%} of matmul")
     else:
