@@ -184,6 +184,9 @@ def study_run(name, beta, seed, args, grid, recipe):
     label = label_of(name, beta, seed)
     path, checkpoint = args.results / f"{label}.json", args.out / f"{label}.keras"
     record = json.loads(path.read_text()) if path.exists() else None
+    if record is not None and (record["recipe"], record["images"]) != (recipe, args.images):
+        raise SystemExit(f"{path} holds a run of recipe {record['recipe']} over {record['images']} images, not "
+                         f"{recipe} over {args.images}: use those settings, or another --results folder")
     if record is not None and record.get("finished"):
         return record
     batch = RECIPES[recipe][1]

@@ -78,7 +78,10 @@ def test_cli_trains_on_a_csv_table_and_serves_it_with_tensorflow_alone(tmp_path,
     out = tmp_path / "run"
     code = cli.main(["train", "--dataset", str(path), "--label-column", "target", "--likelihood", "gaussian",
                      "--latent-dim", "3", "--epochs", "2", "--batch-size", "64", "--out", str(out),
-                     "--log-likelihood-samples", "20", "--quiet"])
+                     "--log-likelihood-samples", "20", "--quiet",
+                     # float32 networks, so that the served codes equal Keras' to float32 precision
+                     # (test_mixed_precision checks a bfloat16 export at bfloat16's)
+                     "--precision", "float32"])
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     config = json.loads((out / "config.json").read_text())

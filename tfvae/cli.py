@@ -9,8 +9,9 @@
 
 Every ``train`` flag is derived from a declaration: the run's settings and the evaluation's
 (:data:`tfvae.run.SETTINGS`, :data:`tfvae.run.EVALUATION_SETTINGS`) and each model's options.
-Bad arguments print one line starting ``tfvae: error:`` and exit with status 2. ``tfvae evaluate``
-writes its progress to stderr and only the metrics' JSON to stdout.
+Bad arguments print one line starting ``tfvae: error:`` and exit with status 2. Progress goes to
+stderr: ``tfvae train`` writes only its summary to stdout, ``tfvae evaluate`` only the metrics'
+JSON.
 """
 
 import argparse
@@ -143,8 +144,9 @@ def cmd_train(args):
     from tfvae import run
 
     config = _config(args)
-    result = run.train(config, out=args.out, data_dir=args.data_dir, overwrite=args.overwrite,
-                       verbose=0 if args.quiet else "auto")
+    with contextlib.redirect_stdout(sys.stderr):  # progress on stderr: stdout is the summary alone
+        result = run.train(config, out=args.out, data_dir=args.data_dir, overwrite=args.overwrite,
+                           verbose=0 if args.quiet else "auto")
     if result is not None and not args.quiet:
         print(summary(result.directory, result.config, result.metrics))
     return 0

@@ -266,8 +266,26 @@ def worker_rank(strategy):
 
 
 def broadcast(strategy, tensors):
-    """The chief's values of ``tensors`` (a list) on every worker (every worker must call it)."""
-    return _broadcast(strategy, tensors)
+    """The chief's values of ``tensors`` (a list) on every worker (every worker must call it):
+    an all-reduced sum to which only replica 0 (the chief's first) contributes."""
+    dtypes = [t.dtype for t in tensors]
+    # collectives take numbers: booleans travel as int32
+    tensors = [tf.cast(t, tf.int32) if t.dtype == tf.bool else t for t in tensors]
+
+    def share(values):
+        context = tf.distribute.get_replica_context()
+        first = tf.equal(context.replica_id_in_sync_group, 0)
+        masked = [tf.where(first, v, tf.zeros_like(v)) for v in values]
+        # one all-reduce per dtype (an all-reduce packs its tensors into one buffer)
+        shared = list(masked)
+        for dtype in sorted({v.dtype for v in masked}, key=str):
+            where = [i for i, v in enumerate(masked) if v.dtype == dtype]
+            for i, value in zip(where, context.all_reduce(tf.distribute.ReduceOp.SUM, [masked[i] for i in where])):
+                shared[i] = value
+        return shared
+
+    shared = strategy.run(tf.function(share), args=(tensors,))
+    return [tf.cast(strategy.experimental_local_results(v)[0], dtype) for v, dtype in zip(shared, dtypes)]
 
 
 def sum_over_workers(strategy, array):
@@ -469,12 +487,12 @@ def _restore(checkpoint, checkpoint_dir, model, strategy, epoch, record):
     # Always, also on a fresh start: MWMS broadcasts initial values only when variables are
     # created, and a data-dependent start (LLGAE.initialize_from_data) may differ by rounding.
     text = record.numpy()
-    length = int(_broadcast(strategy, [tf.constant(len(text), tf.int64)])[0])
+    length = int(broadcast(strategy, [tf.constant(len(text), tf.int64)])[0])
     shared = _variables(model)
     values = [epoch.read_value()] + [v.value for v in shared]
     if length:
         values.append(tf.constant(np.frombuffer(text.ljust(length)[:length], np.uint8).astype(np.int32)))
-    values = _broadcast(strategy, values)
+    values = broadcast(strategy, values)
     epoch.assign(values[0])
     for variable, value in zip(shared, values[1:]):
         variable.assign(value)
@@ -491,29 +509,6 @@ def _variables(model):
             seen.add(key)
             variables.append(variable)
     return variables
-
-
-def _broadcast(strategy, tensors):
-    """The chief's values of ``tensors`` on every worker: an all-reduced sum to which only
-    replica 0 (the chief's first) contributes."""
-    dtypes = [t.dtype for t in tensors]
-    # collectives take numbers: booleans travel as int32
-    tensors = [tf.cast(t, tf.int32) if t.dtype == tf.bool else t for t in tensors]
-
-    def share(values):
-        context = tf.distribute.get_replica_context()
-        first = tf.equal(context.replica_id_in_sync_group, 0)
-        masked = [tf.where(first, v, tf.zeros_like(v)) for v in values]
-        # one all-reduce per dtype (an all-reduce packs its tensors into one buffer)
-        shared = list(masked)
-        for dtype in sorted({v.dtype for v in masked}, key=str):
-            where = [i for i, v in enumerate(masked) if v.dtype == dtype]
-            for i, value in zip(where, context.all_reduce(tf.distribute.ReduceOp.SUM, [masked[i] for i in where])):
-                shared[i] = value
-        return shared
-
-    shared = strategy.run(tf.function(share), args=(tensors,))
-    return [tf.cast(strategy.experimental_local_results(v)[0], dtype) for v, dtype in zip(shared, dtypes)]
 
 
 def _stop_vote(strategy):
