@@ -1,21 +1,20 @@
 """The tf.data pipeline from in-memory arrays to training batches.
 
-Order of the stages, and why:
+Batched (``batch_size`` given), the pipeline moves indices, not images:
 
-1. ``from_tensor_slices`` over the stored uint8 pixels (4x less memory than float32 for the
-   cache and the shuffle buffer);
-2. ``cache()``: later epochs read the cached examples instead of slicing the arrays again
-   (measured ~1.6x less CPU per example on MNIST);
-3. ``shuffle`` over the whole split (an exact uniform permutation), reshuffled every epoch, from
-   ``seed``;
-4. ``batch``;
-5. decode, vectorised over the batch: ``float32 / pixel_scale`` into [0, 1], then
-   ``"threshold"`` (x > 0.5) or ``"dynamic"`` binarization, then ``flatten``. The dynamic draw
-   comes after the cache, or every epoch would replay the first epoch's draws;
-6. ``prefetch``.
+1. ``Dataset.range(N)``, shuffled over the whole split (an exact uniform permutation),
+   reshuffled every epoch from ``seed``, and batched: int64 scalars are all that pass through
+   the shuffle buffer;
+2. one ``tf.gather`` per batch from the stored uint8 pixels (4x less memory than float32),
+   instead of slicing, caching, shuffling and re-assembling every example as a tensor of its own
+   (on a small machine the input pipeline shares the cores with training: ``benchmarks/
+   throughput.py``'s default path against its in-memory "tuned" path measures what it costs);
+3. decode, vectorised over the batch: ``float32 / pixel_scale`` into [0, 1], then
+   ``"threshold"`` (x > 0.5) or ``"dynamic"`` binarization (a fresh draw every time an example
+   is used), then ``flatten``;
+4. ``prefetch``.
 
-Decoding per batch rather than per example costs ~10x less CPU, which matters on small machines
-where the input pipeline shares cores with training.
+Unbatched, examples are sliced one by one (``from_tensor_slices``, ``cache()``, ``shuffle``).
 """
 
 import numpy as np
@@ -40,7 +39,8 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
       batch_size, drop_remainder: ``Dataset.batch`` arguments; ``None`` yields single examples.
       shuffle, seed: reshuffle every epoch from ``seed``; the dynamic binarization's noise is also
         drawn from ``seed``, so a seeded pipeline replays exactly, epoch by epoch.
-      cache: keep the stored examples in memory after the first epoch (``Dataset.cache``).
+      cache: unbatched only: keep the sliced examples after the first epoch (``Dataset.cache``);
+        batches gather from the arrays, which are in memory already.
       prefetch: overlap input with training (``tf.data.AUTOTUNE``).
     """
     num_examples = len(images)
@@ -50,13 +50,20 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
         images = np.where(rng.random(images.shape, dtype=np.float32) * pixel_scale < images,
                           pixel_scale, 0).astype(images.dtype)
         binarize = None
-    dataset = tf.data.Dataset.from_tensor_slices((images, labels))
-    if cache:
-        dataset = dataset.cache()
-    if shuffle:
-        dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
-    if batch_size is not None:
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder)
+    if batch_size is None:
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        if cache:
+            dataset = dataset.cache()
+        if shuffle:
+            dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+    else:
+        # indices through the shuffle and the batching, then one gather of the batch's examples
+        stored_images, stored_labels = tf.constant(images), tf.constant(labels)
+        dataset = tf.data.Dataset.range(num_examples)
+        if shuffle:
+            dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
+            lambda index: (tf.gather(stored_images, index), tf.gather(stored_labels, index)))
     decode = _decoder(float(pixel_scale), binarize, flatten, example_rank=images.ndim - 1)
     if binarize == "dynamic":
         # One [2]-shaped stateless seed per element (an example or a batch); with
