@@ -197,7 +197,8 @@ def run_case(name, path, windows, probe, repeats, scale):
         else:
             seconds = _timed_fit(model, data.train(batch, seed=0), None, windows + 1, probe, repeats)
     rate = statistics.median(steps * batch / s for s in seconds)
-    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=model.encoder.compute_dtype,
+    networks = getattr(model, "encoder", model)  # LLGAE has no networks: its own dtype
+    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=networks.compute_dtype,
                 xla_mode=model.xla_mode, gflops=rate * train_flops(model, samples) / 1e9, batch=batch,
                 examples_per_epoch=examples)
 
@@ -314,6 +315,8 @@ def main(argv=None):
                   f"{result['steps_per_second']:>7.1f} steps/s {result.get('gflops', float('nan')):>6.1f} GFLOP/s",
                   flush=True)
         print(against_fastest(results["cases"], name), flush=True)
+        if args.json:  # after every case: a run cut short keeps what it measured
+            write_text_atomically(args.json, json.dumps(results, indent=2))
     load_after = harness.load_average()
     results.update(load_after=load_after, best_matmul_gflops=probe.best, matmul_gflops=probe.rates)
     quiet = header["quiet"]
