@@ -1,8 +1,9 @@
 """How tfvae compiles and in what precision it computes, chosen per model and device.
 
-Measured on one machine (x86_64 Xeon with AVX-512 and AMX-BF16, 2 cores, TensorFlow 2.21,
-images/s of a training step at batch 64; ``benchmarks/throughput.py`` and RESULTS.md have the
-full table):
+Measured on one machine (x86_64 Xeon with AVX-512 and AMX-BF16, 2 cores, TensorFlow 2.21):
+images/s of a hand-written VAE training step (Bernoulli, Adam) at batch 64, medians of three
+windows on 2026-12-05; ``benchmarks/throughput.py`` measures the same and the ``fit`` paths, and
+RESULTS.md ("Throughput on 2 cores") has its table:
 
 ======================  ==========  =============  ===================  ===========================
 network                 XLA step    no XLA         bfloat16, no XLA,    PyTorch eager (float32)
