@@ -344,6 +344,16 @@ def report(args):
         if args.figures:
             args.figures.mkdir(parents=True, exist_ok=True)
             shrink_png(args.out / "curves.png", args.figures / "study_curves.png")
+            # the end pictures of the VAE (seed 0) and of the finished run with the highest MIG
+            finished = [r for r in records if r.get("finished")]
+            best = max(finished, key=lambda r: r["points"][-1]["mig"], default=None)
+            vae = next((r for r in finished if r["model"] == "vae" and r["seed"] == 0), None)
+            for role, record in (("vae", vae), ("best", best)):
+                label = None if record is None else label_of(record["model"], record["beta"], record["seed"])
+                for kind in ("traversals", "kl"):
+                    picture = args.out / f"{label}_{kind}.png"
+                    if label is not None and picture.exists():  # drawn on the machine that ran it
+                        shrink_png(picture, args.figures / f"study_{role}_{kind}.png")
     return records
 
 
