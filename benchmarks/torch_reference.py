@@ -1,7 +1,8 @@
 """PyTorch eager reference for ``throughput.py``: the same two 64×64 networks, Bernoulli VAE, Adam.
 
 A benchmark-only dependency (``pip install -e ".[benchmarks]"``: torch 2.13.0, the CPU build),
-run in its own process so that its OpenMP threads never share a process with TensorFlow's. Networks, as tfvae builds them:
+run in its own process so that its OpenMP threads never share a process with TensorFlow's.
+Networks, as tfvae builds them:
 
 * ``conv``: disentanglement_lib's: 4×4 stride-2 convolutions 32-32-64-64 (padding 1 = Keras'
   "same" at stride 2), dense 256, 2×10 posterior parameters; the decoder mirrors it with
