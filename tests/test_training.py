@@ -20,6 +20,7 @@ import tensorflow as tf
 from tfvae.models import (CIWAE, IWAE, LLGAE, MIWAE, PIWAE, VAE, VSC, BetaTCVAE, BetaVAE,
                           ObjectiveValue)
 from tfvae.models.iwae import _grouped_ess
+from tfvae.data.pipeline import index_batches
 from tfvae.models.training import DEFAULT_STEPS_PER_EXECUTION
 
 #: one model of every VariationalModel family (and both estimators of the IWAE family)
@@ -236,6 +237,45 @@ def test_fitting_a_dataset_does_not_warn_about_the_ignored_shuffle_flag(images, 
         warnings.simplefilter("always")
         model.fit(dataset, epochs=1, verbose=0)
     assert not [w for w in caught if "shuffle" in str(w.message)]
+
+
+# ------------------------------------------ arrays: the batches Keras makes, without its adapter
+
+def _fit_both_ways(tiny_model, data, **fit_options):
+    """Weights and steps after tfvae's ``fit`` and after Keras' own (``keras.Model.fit``: its
+    array adapter), from the same start, noise and data."""
+    results = []
+    for fit in ("tfvae", "keras"):
+        model = tiny_model(VAE, fixed_noise=True)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), jit_compile=False)
+        keras.utils.set_random_seed(1)
+        if fit == "tfvae":
+            model.fit(data(), epochs=3, verbose=0, **fit_options)
+        else:
+            keras.Model.fit(model, data(), epochs=3, verbose=0, **fit_options)
+        results.append(([v.numpy() for v in model.trainable_variables], int(model.optimizer.iterations)))
+    return results
+
+
+@pytest.mark.parametrize("batch_size", [None, 24], ids=["keras-default-32", "24"])
+def test_fit_on_arrays_makes_the_batches_keras_makes(images, tiny_model, batch_size):
+    # without shuffling, batch for batch; 70 examples: a partial last batch either way
+    (ours, our_steps), (theirs, their_steps) = _fit_both_ways(
+        tiny_model, lambda: images[:70], batch_size=batch_size, shuffle=False)
+    assert our_steps == their_steps == 3 * math.ceil(70 / (batch_size or 32))
+    assert _gap(ours, theirs) < 1e-6
+
+
+def test_fit_on_arrays_shuffles_every_epoch_over_every_example():
+    batches = index_batches(np.arange(70), 32, shuffle=True, seed=0)
+    assert [len(b) for b in batches] == [32, 32, 6]
+    passes = [np.concatenate([b.numpy() for b in batches]) for _ in range(2)]
+    for order in passes:
+        np.testing.assert_array_equal(np.sort(order), np.arange(70))  # each example once per epoch
+    assert not np.array_equal(passes[0], passes[1])                      # a new order every epoch
+    # tf.data's rewrites would copy the captured arrays at every epoch's new iterator (a 2 s stall
+    # on 2 cores, benchmarks/throughput.py)
+    assert batches.options().experimental_optimization.apply_default_optimizations is False
 
 
 # ------------------------------------------------------- (g) compile settings survive saving

@@ -8,7 +8,9 @@ Batched (``batch_size`` given), the pipeline moves indices, not images:
 2. one ``tf.gather`` per batch from the stored uint8 pixels (4x less memory than float32),
    instead of slicing, caching, shuffling and re-assembling every example as a tensor of its own
    (on a small machine the input pipeline shares the cores with training: ``benchmarks/
-   throughput.py``'s default path against its in-memory "tuned" path measures what it costs);
+   throughput.py``'s default path against its in-memory "tuned" path measures what it costs),
+   without tf.data's autotuning, whose thread stalls the first step of many epochs
+   (:data:`WITHOUT_AUTOTUNE`);
 3. decode, vectorised over the batch: ``float32 / pixel_scale`` into [0, 1], then
    ``"threshold"`` (x > 0.5) or ``"dynamic"`` binarization (a fresh draw every time an example
    is used), then ``flatten``;
@@ -21,6 +23,14 @@ import numpy as np
 import tensorflow as tf
 
 BINARIZE_MODES = (None, "threshold", "dynamic", "fixed")
+
+#: tf.data options of the index pipelines: no autotuning. An autotuned pipeline's iterator runs a
+#: tuning thread, and destroying the iterator waits for that thread's current cycle: ``fit`` makes
+#: a new iterator every epoch, so the first step of an epoch often stalled by 2-3 s on 2 CPU cores
+#: (an MNIST epoch is 2.5 s). The pipeline's parallelism and prefetching then take tf.data's
+#: defaults for ``AUTOTUNE`` (one thread per core; one batch ahead).
+WITHOUT_AUTOTUNE = tf.data.Options()
+WITHOUT_AUTOTUNE.autotune.enabled = False
 
 
 def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, batch_size=None,
@@ -57,13 +67,8 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
         if shuffle:
             dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
     else:
-        # indices through the shuffle and the batching, then one gather of the batch's examples
-        stored_images, stored_labels = tf.constant(images), tf.constant(labels)
-        dataset = tf.data.Dataset.range(num_examples)
-        if shuffle:
-            dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
-            lambda index: (tf.gather(stored_images, index), tf.gather(stored_labels, index)))
+        dataset = index_batches((images, labels), batch_size, shuffle=shuffle, seed=seed,
+                                drop_remainder=drop_remainder)
     decode = _decoder(float(pixel_scale), binarize, flatten, example_rank=images.ndim - 1)
     if binarize == "dynamic":
         # One [2]-shaped stateless seed per element (an example or a batch); with
@@ -74,6 +79,27 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
     return dataset
+
+
+def index_batches(arrays, batch_size, *, shuffle=False, seed=None, drop_remainder=False):
+    """Batches of in-memory ``arrays`` (a nest of arrays with a common first dimension N) that
+    move indices, not examples: ``Dataset.range(N)``, shuffled over all of N (an exact uniform
+    permutation, a new one every pass from ``seed``), batched, then one ``tf.gather`` per batch
+    and array. One pass (``ceil(N / batch_size)`` batches, or ``floor`` with ``drop_remainder``).
+
+    Example:
+      >>> batches = index_batches(np.arange(10.0), 4, shuffle=True, seed=0)
+      >>> [len(b) for b in batches]
+      [4, 4, 2]
+    """
+    stored = tf.nest.map_structure(tf.constant, arrays)
+    num_examples = len(tf.nest.flatten(arrays)[0])
+    dataset = tf.data.Dataset.range(num_examples)
+    if shuffle:
+        dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
+        lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), stored))
+    return dataset.with_options(WITHOUT_AUTOTUNE)
 
 
 def _decoder(pixel_scale, binarize, flatten, example_rank):

@@ -48,6 +48,7 @@ import tensorflow as tf
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
 from tfvae import devices, validation
+from tfvae.data import pipeline
 from tfvae.models.options import DeclaredOptions, Option
 
 #: batches per call into the compiled graph when ``compile()`` is not told otherwise. Per-epoch
@@ -347,6 +348,8 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         arguments["y"] = _targets_for(arguments["x"], y, arguments)
         if self.distribute_strategy.num_replicas_in_sync > 1:
             self._pad_for_replicas(arguments, fit=True)
+        else:
+            _batches_of_arrays(arguments)
         return super().fit(**arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -502,6 +505,26 @@ def _padded(x, y, sample_weight, batch_size, shuffle, replicas):
     batches = array_data_adapter.ArrayDataAdapter(x, y, sample_weight=sample_weight, batch_size=batch_size,
                                                   shuffle=shuffle).get_tf_dataset()
     return pad_batches(batches, replicas)
+
+
+def _batches_of_arrays(arguments):
+    """Gives ``fit`` in-memory arrays as :func:`tfvae.data.pipeline.index_batches` instead of
+    Keras' array adapter, where that changes nothing else (no targets, weights or
+    ``validation_split``; ``shuffle`` True or False): the same batches (``batch_size`` default
+    32, the last one partial; ``shuffle=True`` a new permutation every epoch). Keras' adapter
+    captures the whole array in a tf.data function, and tf.data's graph rewrites copy it at every
+    new iterator: the first step of an epoch then stalls, often by 2 s on 2 CPU cores
+    (``benchmarks/throughput.py``)."""
+    x = arguments["x"]
+    plain = arguments.get("y") is None and arguments.get("sample_weight") is None \
+        and not arguments.get("validation_split") and arguments.get("shuffle", True) in (True, False)
+    if not (plain and _is_array(x)) or isinstance(x, (tuple, list)) or len(x) == 0:
+        return
+    x = np.asarray(x)
+    if x.dtype == np.float64:
+        x = x.astype(keras.backend.floatx())  # as Keras' array adapter converts it
+    batches = pipeline.index_batches(x, arguments.get("batch_size") or 32, shuffle=arguments.get("shuffle", True))
+    arguments.update(x=batches.prefetch(tf.data.AUTOTUNE), batch_size=None, shuffle=False)
 
 
 def _arguments(method, *args, **kwargs):
