@@ -164,6 +164,8 @@ def test_load_batches_the_arrays_in_order(data_dir):
     images, labels = epoch(dataset)
     np.testing.assert_array_equal(images, expected_x[:256])
     np.testing.assert_array_equal(labels, expected_y[:256])
+    # destroying an autotuned iterator (every epoch of fit) waits for its tuning thread: often 2-3 s
+    assert dataset.options().autotune.enabled is False
 
 
 def test_single_examples_flatten_and_drop_remainder(digits):

@@ -60,16 +60,22 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
         images = np.where(rng.random(images.shape, dtype=np.float32) * pixel_scale < images,
                           pixel_scale, 0).astype(images.dtype)
         binarize = None
+    decoded = _decoder(float(pixel_scale), binarize, flatten, example_rank=images.ndim - 1)
     if batch_size is None:
         dataset = tf.data.Dataset.from_tensor_slices((images, labels))
         if cache:
             dataset = dataset.cache()
         if shuffle:
             dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
+        decode = decoded if binarize == "dynamic" else lambda image, label: decoded((image, label))
     else:
-        dataset = index_batches((images, labels), batch_size, shuffle=shuffle, seed=seed,
-                                drop_remainder=drop_remainder)
-    decode = _decoder(float(pixel_scale), binarize, flatten, example_rank=images.ndim - 1)
+        dataset = _index_batches(num_examples, batch_size, shuffle, seed, drop_remainder)
+        stored_images, stored_labels = tf.constant(images), tf.constant(labels)
+
+        def decode(index, *seed):
+            # the gather and the decoding in one map: a map is a hand-off between threads, which
+            # costs as much as the decoding itself on 2 busy cores
+            return decoded((tf.gather(stored_images, index), tf.gather(stored_labels, index)), *seed)
     if binarize == "dynamic":
         # One [2]-shaped stateless seed per element (an example or a batch); with
         # rerandomize_each_iteration every epoch gets new seeds, still a fixed function of `seed`.
@@ -78,7 +84,7 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return dataset
+    return dataset.with_options(WITHOUT_AUTOTUNE)
 
 
 def index_batches(arrays, batch_size, *, shuffle=False, seed=None, drop_remainder=False):
@@ -93,13 +99,17 @@ def index_batches(arrays, batch_size, *, shuffle=False, seed=None, drop_remainde
       [4, 4, 2]
     """
     stored = tf.nest.map_structure(tf.constant, arrays)
-    num_examples = len(tf.nest.flatten(arrays)[0])
+    dataset = _index_batches(len(tf.nest.flatten(arrays)[0]), batch_size, shuffle, seed, drop_remainder)
+    dataset = dataset.map(lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), stored))
+    return dataset.with_options(WITHOUT_AUTOTUNE)
+
+
+def _index_batches(num_examples, batch_size, shuffle, seed, drop_remainder):
+    """Batches of indices into N examples, every pass a new permutation from ``seed`` if ``shuffle``."""
     dataset = tf.data.Dataset.range(num_examples)
     if shuffle:
         dataset = dataset.shuffle(max(num_examples, 1), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=drop_remainder).map(
-        lambda index: tf.nest.map_structure(lambda array: tf.gather(array, index), stored))
-    return dataset.with_options(WITHOUT_AUTOTUNE)
+    return dataset.batch(batch_size, drop_remainder=drop_remainder)
 
 
 def _decoder(pixel_scale, binarize, flatten, example_rank):
@@ -118,14 +128,14 @@ def _decoder(pixel_scale, binarize, flatten, example_rank):
         # static shapes, so Keras layers downstream see the feature size
         return tf.reshape(image, [-1, size] if image.shape.rank > example_rank else [size])
 
-    if binarize == "dynamic":
-        def decode(element, seed):
-            image, label = element
-            image = to_float(image)
+    def decode(element, seed=None):
+        """``element``: ``(image, label)``; ``seed``: the stateless seed of a dynamic binarisation."""
+        image, label = element
+        image = to_float(image)
+        if binarize == "dynamic":
             # b ~ Bernoulli(x): P(u < x) = x for u ~ Uniform[0, 1)
             uniform = tf.random.stateless_uniform(tf.shape(image), seed=seed, dtype=tf.float32)
-            return reshape(tf.cast(uniform < image, tf.float32)), label
-    else:
-        def decode(image, label):
-            return reshape(to_float(image)), label
+            image = tf.cast(uniform < image, tf.float32)
+        return reshape(image), label
+
     return decode
