@@ -277,6 +277,28 @@ def test_fit_on_arrays_shuffles_every_epoch_over_every_example():
     assert batches.options().autotune.enabled is False
 
 
+def test_steps_on_endless_data_are_exactly_the_steps_asked_for(images, tiny_model):
+    # Keras runs whole executions of steps_per_execution steps while data last: 7 asked, 16 run
+    model = tiny_model(VAE, fixed_noise=True)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    endless = tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat()
+    model.fit(endless, steps_per_epoch=7, epochs=2, verbose=0)
+    assert int(model.optimizer.iterations) == 14
+    # evaluate(steps=5) on endless data scores the same 5 batches as the finite first 5
+    asked = model.evaluate(endless, steps=5, verbose=0, return_dict=True)
+    first_five = model.evaluate(endless.take(5), verbose=0, return_dict=True)
+    assert asked["loss"] == pytest.approx(first_five["loss"], rel=1e-6)
+    model.fit(images[:64], batch_size=8, epochs=1, verbose=0)  # finite data: the default again
+    assert model.steps_per_execution == DEFAULT_STEPS_PER_EXECUTION
+
+
+def test_steps_that_a_given_steps_per_execution_cannot_divide_are_refused(images, tiny_model):
+    model = tiny_model(VAE)
+    model.compile(optimizer="adam", steps_per_execution=4)
+    with pytest.raises(ValueError, match=r"steps_per_epoch=7 is not a multiple of steps_per_execution=4"):
+        model.fit(tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat(), steps_per_epoch=7, verbose=0)
+
+
 # ------------------------------------------------------- (g) compile settings survive saving
 
 @pytest.mark.parametrize("settings", [{}, dict(jit_compile=False, steps_per_execution=3)], ids=["default", "given"])
@@ -290,6 +312,9 @@ def test_a_reloaded_model_keeps_its_compile_settings(images, tiny_model, tmp_pat
     assert loaded.compiled and (loaded.jit_compile, loaded.steps_per_execution) == want
     assert isinstance(loaded.optimizer, keras.optimizers.Adam)
     assert float(loaded.optimizer.learning_rate) == pytest.approx(2e-3)
+    if not settings:  # still tfvae's choice: exact steps on endless data
+        loaded.fit(tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat(), steps_per_epoch=7, verbose=0)
+        assert int(loaded.optimizer.iterations) == 7
 
 
 # ------------------------------------------------------------------- the ESS metric, M ≠ K

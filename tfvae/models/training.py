@@ -297,6 +297,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
                                  "all-reduces across replicas); use False")
         self.xla_mode = mode
         self._compiled_update = None
+        self._chooses_steps_per_execution = steps_per_execution is None and not distributed
         if steps_per_execution is None:
             # Keras 3 (3.15) fails under MirroredStrategy with more than one step per execution
             # ("You must feed a value for placeholder tensor ... while/cond", keras-team/keras#19246)
@@ -309,7 +310,9 @@ class TrainingLoop(DeclaredOptions, keras.Model):
                 optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         super().compile(optimizer=optimizer, jit_compile=mode == "step",
                         steps_per_execution=steps_per_execution, **kwargs)
-        self._compile_config.config["jit_compile"] = requested  # what a reloaded model asks for
+        # what a reloaded model asks for
+        self._compile_config.config.update(jit_compile=requested, steps_per_execution=None
+                                           if self._chooses_steps_per_execution else steps_per_execution)
 
     def apply_gradients(self, gradients, variables):
         """``optimizer.apply``, compiled by XLA on its own when ``xla_mode == "update"`` (one fused
@@ -350,6 +353,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
             self._pad_for_replicas(arguments, fit=True)
         else:
             _batches_of_arrays(arguments)
+        self._execute_exactly(arguments.get("steps_per_epoch"), "steps_per_epoch")
         return super().fit(**arguments)
 
     def evaluate(self, x=None, y=None, *args, **kwargs):
@@ -361,7 +365,28 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         arguments["y"] = _targets_for(arguments["x"], y, arguments)
         if self.distribute_strategy.num_replicas_in_sync > 1 and not cached:
             self._pad_for_replicas(arguments, fit=False)
+        if not cached:
+            self._execute_exactly(arguments.get("steps"), "steps")
         return super().evaluate(**arguments)
+
+    def _execute_exactly(self, steps, name):
+        """Keras runs ``steps_per_execution`` steps in every call into the graph while data last,
+        so ``steps_per_epoch`` (or ``evaluate``'s ``steps``) on endless data that is not a multiple
+        of it runs more steps than asked (7 steps an epoch ran as 16). Where ``compile()`` chose the steps
+        per execution, they become the largest divisor of ``steps`` up to
+        :data:`DEFAULT_STEPS_PER_EXECUTION` (the compiled functions are rebuilt when it changes);
+        a number given to ``compile()`` that does not divide ``steps`` is an error."""
+        every = self.steps_per_execution
+        if getattr(self, "_chooses_steps_per_execution", False):
+            wanted = DEFAULT_STEPS_PER_EXECUTION if steps is None else \
+                max(d for d in range(1, DEFAULT_STEPS_PER_EXECUTION + 1) if steps % d == 0)
+            if wanted != every:
+                self.steps_per_execution = wanted
+                self.train_function = self.test_function = self.predict_function = None
+        elif steps is not None and steps % every:
+            raise ValueError(f"{name}={steps} is not a multiple of steps_per_execution={every} (given to "
+                             f"compile()): Keras would run {-(-steps // every) * every} steps. Give a multiple of "
+                             f"{every}, or compile() without steps_per_execution (tfvae then picks a divisor)")
 
     def _pad_for_replicas(self, arguments, fit):
         """Replaces the data among ``fit``'s or ``evaluate``'s ``arguments`` (arrays or a
