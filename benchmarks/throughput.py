@@ -26,17 +26,20 @@ The 64×64 cases are the networks of the disentanglement studies: disentanglemen
 and Higgins et al.'s MLP (encoder 1200-1200 ReLU, decoder 1200-1200-1200 tanh), a VAE with 10
 latents, batch 64 and 256.
 
-Each case trains a warm-up epoch (tracing and compiling) and then ``--windows`` timed epochs. The
-float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before every window, and
-fractions are taken against the **best** matmul rate of the whole run, not against one slowed by
-other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
+Each case builds every path, then measures them interleaved: ``--rounds`` rounds, each timing one
+window of every path (for a tfvae path, the second epoch of a ``fit(epochs=2)`` call: what every
+epoch after a user's first costs), so that a machine that speeds up or slows down during the case
+moves every path alike; the median window per path. The first window's first epoch traces and
+compiles. The float32 matmul rate (a 2048² ``tf.matmul``, 2·n³ FLOPs) is measured before every
+window, and fractions are taken against the **best** matmul rate of the whole run, not against
+one slowed by other jobs. A training step counts 3x the dense layers' forward FLOPs (the decoder once per
 importance sample; convolutions are not counted, so the conv cases' fractions are lower bounds).
 The script records the load average and refuses to report fractions when the load
 average before the run is at or above ``--max-load`` (1.5 on 2 cores): the figures would measure the other
 jobs. (The load after the run is recorded too, but it counts the benchmark's own two threads, so
 it cannot tell a quiet machine from a busy one.)
 
-    python benchmarks/throughput.py                 # every case and path (about 40 min)
+    python benchmarks/throughput.py                 # every case and path (about 50 min)
     python benchmarks/throughput.py --quick         # smoke run (a few seconds a case)
     python benchmarks/throughput.py --cases "vae batch 100" --json out.json
     python benchmarks/throughput.py --cases "conv 64x64 batch 64" "higgins 64x64 batch 64" --paths default torch
@@ -130,7 +133,7 @@ def setup(name, scale, precision="auto"):
     in-memory images, batch, samples, examples)``."""
     if name in CASES_64:
         network, batch = CASES_64[name]
-        examples = max(batch * 4, int(batch * 32 * scale))
+        examples = max(batch * 4, int(4096 * scale))
         config = run.RunConfig(model="vae", dataset="shapes2d", latent_dim=10, precision=precision,
                                architecture="conv" if network == "conv" else "mlp")
         options = {}
@@ -153,112 +156,152 @@ def setup(name, scale, precision="auto"):
     return harness.build_model(config, source, **options), source, batch, samples, examples
 
 
-def _timer(probe, repeats):
-    """A callback timing each epoch, with a matmul measurement before each."""
+class FitPath:
+    """A tfvae path ("default", "tuned" or ``PRECISION/MODE``): its model, data and ``fit`` call.
+    A window is one ``fit(epochs=2)`` call timed over its second epoch, which pays what every
+    epoch after a user's first pays (the previous epoch's iterator destroyed, a new one made);
+    the first epoch of the first window traces and compiles."""
 
-    class Windows(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds, self.matmul = [], []
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self.matmul.append(probe.measure(repeats))
-            self.start = time.perf_counter()
-
-        def on_epoch_end(self, epoch, logs=None):
-            self.seconds.append(time.perf_counter() - self.start)
-
-    return Windows()
-
-
-def _timed_fit(model, data, steps_per_epoch, epochs, probe, repeats):
-    timer = _timer(probe, repeats)
-    model.fit(data, epochs=epochs, steps_per_epoch=steps_per_epoch, verbose=0, callbacks=[timer])
-    return timer.seconds[1:]  # the first epoch traces and compiles
-
-
-def run_case(name, path, windows, probe, repeats, scale):
-    """``path``: "default", "tuned" or a configuration ``PRECISION/MODE``."""
-    precision, mode = path.split("/") if "/" in path else ("auto", "auto")
-    model, data, batch, samples, examples = setup(name, scale, precision)
-    if path == "tuned":
-        steps = examples // batch
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=min(100, steps))
-        images = data if name in CASES_64 else data.arrays("train")[0]  # one binarisation where default draws anew
-        dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(batch, drop_remainder=True)
-        seconds = _timed_fit(model, dataset.prefetch(tf.data.AUTOTUNE), steps, windows + 1, probe, repeats)
-    else:
-        model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=mode)
-        steps = -(-examples // batch)
-        if name in CASES_64:  # what a user writes for arrays in memory
-            timer = _timer(probe, repeats)
-            model.fit(data, batch_size=batch, epochs=windows + 1, verbose=0, callbacks=[timer])
-            seconds = timer.seconds[1:]
+    def __init__(self, name, path, scale):
+        precision, mode = path.split("/") if "/" in path else ("auto", "auto")
+        self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision)
+        if path == "tuned":
+            self.steps = self.examples // self.batch
+            self.model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=min(100, self.steps))
+            images = data if name in CASES_64 else data.arrays("train")[0]  # one binarisation where default draws anew
+            dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(self.batch, drop_remainder=True)
+            self.fit = dict(x=dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch=self.steps)
         else:
-            seconds = _timed_fit(model, data.train(batch, seed=0), None, windows + 1, probe, repeats)
-    rate = statistics.median(steps * batch / s for s in seconds)
-    networks = getattr(model, "encoder", model)  # LLGAE has no networks: its own dtype
-    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=networks.compute_dtype,
-                xla_mode=model.xla_mode, gflops=rate * train_flops(model, samples) / 1e9, batch=batch,
-                examples_per_epoch=examples)
+            self.model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=mode)
+            self.steps = -(-self.examples // self.batch)
+            # what a user writes: arrays in memory (64x64 cases) or the catalog's pipeline
+            self.fit = dict(x=data, batch_size=self.batch) if name in CASES_64 else dict(x=data.train(self.batch, seed=0))
+
+    def window(self):
+        """Examples/s of one timed epoch."""
+        seconds = []
+
+        class Timer(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                self.start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                seconds.append(time.perf_counter() - self.start)
+
+        self.model.fit(**self.fit, epochs=2, verbose=0, callbacks=[Timer()])
+        return self.steps * self.batch / seconds[1]
+
+    def describe(self):
+        networks = getattr(self.model, "encoder", self.model)  # LLGAE has no networks: its own dtype
+        return dict(precision=networks.compute_dtype, xla_mode=self.model.xla_mode, batch=self.batch,
+                    examples_per_epoch=self.steps * self.batch, flops_per_example=train_flops(self.model, self.samples))
 
 
-def torch_rate(name, windows):
-    """PyTorch eager on the case's networks, in a process of its own (``torch_reference.py``)."""
-    network, batch = CASES_64[name]
-    script = pathlib.Path(__file__).with_name("torch_reference.py")
-    output = subprocess.run([sys.executable, str(script), network, str(batch), "--seconds", str(5.0 * windows)],
-                            check=True, capture_output=True, text=True).stdout
-    result = json.loads(output.strip().splitlines()[-1])
-    return dict(result, steps_per_second=result["examples_per_second"] / batch, batch=batch)
+class TorchPath:
+    """PyTorch eager on the case's networks, in a process of its own (``torch_reference.py``); a
+    window is one process measuring for about 6 s after its warm-up."""
+
+    def __init__(self, name):
+        self.network, self.batch = CASES_64[name]
+
+    def window(self):
+        script = pathlib.Path(__file__).with_name("torch_reference.py")
+        output = subprocess.run([sys.executable, str(script), self.network, str(self.batch), "--seconds", "6"],
+                                check=True, capture_output=True, text=True).stdout
+        return json.loads(output.strip().splitlines()[-1])["examples_per_second"]
+
+    def describe(self):
+        return dict(batch=self.batch)
 
 
-def bare_rate(name, windows, scale, precision="float32"):
-    """Examples/s of a hand-written training step of the case's own networks (see the module
-    docstring): float32 with the whole step under XLA, or bfloat16 networks with only Adam's
-    update under XLA; for the VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples)."""
-    model, data, batch, samples, examples = setup(name, scale, precision)
-    encoder, decoder = model.encoder, model.decoder
-    variables = encoder.trainable_variables + decoder.trainable_variables
-    optimizer = keras.optimizers.Adam(1e-3)
-    optimizer.build(variables)
-    images = data if name in CASES_64 else data.arrays("train")[0]  # MNIST: one seeded Bernoulli draw
-    batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
-    whole_step = precision == "float32"
-    update = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=True)
+class BarePath:
+    """A hand-written training step of the case's own networks (see the module docstring): float32
+    with the whole step under XLA, or bfloat16 networks with only Adam's update under XLA; for the
+    VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples). A window is one pass
+    over the in-memory batches."""
 
-    def log_normal(z, mean, log_scale):
-        return tf.reduce_sum(-0.5 * ((z - mean) / tf.exp(log_scale)) ** 2 - log_scale - 0.9189385, -1)
+    def __init__(self, name, scale, precision="float32"):
+        model, data, batch, samples, examples = setup(name, scale, precision)
+        self.precision, self.batch, self.flops = precision, batch, train_flops(model, samples)
+        encoder, decoder = model.encoder, model.decoder
+        variables = encoder.trainable_variables + decoder.trainable_variables
+        optimizer = keras.optimizers.Adam(1e-3)
+        optimizer.build(variables)
+        images = data if name in CASES_64 else data.arrays("train")[0]  # MNIST: one seeded Bernoulli draw
+        self.batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
+        whole_step = precision == "float32"
+        update = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=True)
 
-    @tf.function(jit_compile=whole_step)
-    def step(x):
-        with tf.GradientTape() as tape:
-            mean, log_scale = tf.split(tf.cast(encoder(x, training=True), tf.float32), 2, axis=-1)
-            z = mean + tf.exp(log_scale) * tf.random.normal([samples] + mean.shape)
-            logits = tf.cast(decoder(tf.reshape(z, [-1, z.shape[-1]]), training=True), tf.float32)
-            targets = tf.tile(tf.reshape(x, [1, batch, -1]), [samples, 1, 1])
-            log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
-                targets, tf.reshape(logits, targets.shape)), -1)
-            log_w = log_px + log_normal(z, 0.0, 0.0) - log_normal(z, mean, log_scale)
-            loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0))
-        gradients = tape.gradient(loss, variables)
-        if whole_step:
-            optimizer.apply(gradients, variables)
-        else:
-            update(gradients)
-        return loss
+        def log_normal(z, mean, log_scale):
+            return tf.reduce_sum(-0.5 * ((z - mean) / tf.exp(log_scale)) ** 2 - log_scale - 0.9189385, -1)
 
-    step(batches[0]).numpy()
-    rates = []
-    for _ in range(windows):
+        @tf.function(jit_compile=whole_step)
+        def step(x):
+            with tf.GradientTape() as tape:
+                mean, log_scale = tf.split(tf.cast(encoder(x, training=True), tf.float32), 2, axis=-1)
+                z = mean + tf.exp(log_scale) * tf.random.normal([samples] + mean.shape)
+                logits = tf.cast(decoder(tf.reshape(z, [-1, z.shape[-1]]), training=True), tf.float32)
+                targets = tf.tile(tf.reshape(x, [1, batch, -1]), [samples, 1, 1])
+                log_px = -tf.reduce_sum(tf.nn.sigmoid_cross_entropy_with_logits(
+                    targets, tf.reshape(logits, targets.shape)), -1)
+                log_w = log_px + log_normal(z, 0.0, 0.0) - log_normal(z, mean, log_scale)
+                loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0))
+            gradients = tape.gradient(loss, variables)
+            if whole_step:
+                optimizer.apply(gradients, variables)
+            else:
+                update(gradients)
+            return loss
+
+        self.step = step
+        step(self.batches[0]).numpy()
+
+    def window(self):
         start = time.perf_counter()
-        for x in batches:
-            loss = step(x)
+        for x in self.batches:
+            loss = self.step(x)
         loss.numpy()
-        rates.append(len(batches) * batch / (time.perf_counter() - start))
-    rate = statistics.median(rates)
-    return dict(examples_per_second=rate, steps_per_second=rate / batch, precision=precision,
-                gflops=rate * train_flops(model, samples) / 1e9, batch=batch, examples_per_epoch=examples)
+        return len(self.batches) * self.batch / (time.perf_counter() - start)
+
+    def describe(self):
+        return dict(precision=self.precision, batch=self.batch, examples_per_epoch=len(self.batches) * self.batch,
+                    flops_per_example=self.flops)
+
+
+def paths_of(name, paths, scale):
+    """The case's paths that apply to it, built: ``{path: FitPath | BarePath | TorchPath}``."""
+    built = {}
+    for path in paths:
+        if path.startswith("bare"):
+            if name.startswith(("vae", "iwae")) or name in CASES_64:
+                built[path] = BarePath(name, scale, "mixed_bfloat16" if path == "bare-bf16" else "float32")
+        elif path == "torch":
+            if name in CASES_64:
+                built[path] = TorchPath(name)
+        else:
+            built[path] = FitPath(name, path, scale)
+    return built
+
+
+def measure_case(name, paths, rounds, probe, repeats, scale):
+    """Every path of the case, interleaved: ``rounds`` rounds, each timing one window of every
+    path after a matmul measurement, so that a machine that speeds up or slows down during the
+    case (turbo, neighbours) moves every path alike. The median window per path."""
+    built = paths_of(name, paths, scale)
+    rates = {path: [] for path in built}
+    for _ in range(rounds):
+        for path, runner in built.items():
+            probe.measure(repeats)
+            rates[path].append(runner.window())
+    results = {}
+    for path, runner in built.items():
+        rate = statistics.median(rates[path])
+        result = dict(runner.describe(), examples_per_second=rate, windows=[round(r, 1) for r in rates[path]])
+        result["steps_per_second"] = rate / result["batch"]
+        if "flops_per_example" in result:
+            result["gflops"] = rate * result.pop("flops_per_example") / 1e9
+        results[path] = result
+    return results
 
 
 def against_fastest(cases, name):
@@ -282,7 +325,7 @@ def main(argv=None):
     parser.add_argument("--paths", nargs="*", default=PATHS, choices=PATHS,
                         help="PRECISION/MODE: a configuration set by hand; bare, bare-bf16: a hand-written step of "
                              "the same networks (VAE, IWAE and 64x64 cases); torch: PyTorch eager (64x64 cases)")
-    parser.add_argument("--windows", type=int, default=3, help="timed epochs per case and path")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds: timed epochs per case and path")
     parser.add_argument("--max-load", type=float, default=1.5,
                         help="refuse fractions at this load average before the run or above")
     parser.add_argument("--json", help="also write the results here")
@@ -291,29 +334,18 @@ def main(argv=None):
     unknown = [c for c in args.cases if c not in CASES and c not in CASES_64]
     if unknown:
         parser.error(f"unknown cases {unknown}; expected some of {list(CASES) + list(CASES_64)}")
-    windows, repeats, scale = (1, 2, 0.05) if args.quick else (args.windows, 8, 1.0)
+    rounds, repeats, scale = (1, 2, 0.05) if args.quick else (args.rounds, 8, 1.0)
 
     probe = MatmulProbe()
     probe.measure(repeats)
     print(harness.describe(header))
     results = {"header": header, "cases": {}}
     for name in args.cases:
-        for path in args.paths:
-            if path.startswith("bare"):
-                if not name.startswith(("vae", "iwae")) and name not in CASES_64:
-                    continue
-                probe.measure(repeats)
-                result = bare_rate(name, windows, scale, "mixed_bfloat16" if path == "bare-bf16" else "float32")
-            elif path == "torch":
-                if name not in CASES_64:
-                    continue
-                result = torch_rate(name, windows)
-            else:
-                result = run_case(name, path, windows, probe, repeats, scale)
+        for path, result in measure_case(name, args.paths, rounds, probe, repeats, scale).items():
             results["cases"][f"{name} [{path}]"] = result
             print(f"{name:<28} {path:<22} {result['examples_per_second']:>9.0f} ex/s "
-                  f"{result['steps_per_second']:>7.1f} steps/s {result.get('gflops', float('nan')):>6.1f} GFLOP/s",
-                  flush=True)
+                  f"{result['steps_per_second']:>7.1f} steps/s {result.get('gflops', float('nan')):>6.1f} GFLOP/s  "
+                  f"windows {result['windows']}", flush=True)
         print(against_fastest(results["cases"], name), flush=True)
         if args.json:  # after every case: a run cut short keeps what it measured
             write_text_atomically(args.json, json.dumps(results, indent=2))
