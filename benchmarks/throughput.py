@@ -20,7 +20,8 @@ Paths per case:
   is what the framework could reach on this machine without tfvae's training loop, so the gap to
   it is tfvae's overhead and the gap from it to the matmul rate is the machine's;
 * **torch** (64×64 cases): PyTorch eager on the same networks (``torch_reference.py``, in its own
-  process; ``pip install torch==2.13.0``).
+  process); **pythae** (VAE batch 1000): pythae 0.1.2's trainer on the same networks
+  (``pythae_reference.py``, in its own process). Both: ``pip install -e ".[benchmarks]"``.
 
 The 64×64 cases are the networks of the disentanglement studies: disentanglement_lib's conv net
 and Higgins et al.'s MLP (encoder 1200-1200 ReLU, decoder 1200-1200-1200 tanh), a VAE with 10
@@ -125,7 +126,7 @@ CASES = {
 CASES_64 = {f"{network} 64x64 batch {batch}": (network, batch) for network in ("conv", "higgins") for batch in (64, 256)}
 #: the configurations the default is measured against (precision/XLA mode)
 CONFIGURATIONS = [f"{precision}/{mode}" for precision in ("float32", "mixed_bfloat16") for mode in devices.XLA_MODES]
-PATHS = ["default", "tuned", *CONFIGURATIONS, "bare", "bare-bf16", "torch"]
+PATHS = ["default", "tuned", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
 
 
 def setup(name, scale, precision="auto"):
@@ -197,16 +198,23 @@ class FitPath:
                     examples_per_epoch=self.steps * self.batch, flops_per_example=train_flops(self.model, self.samples))
 
 
-class TorchPath:
-    """PyTorch eager on the case's networks, in a process of its own (``torch_reference.py``); a
-    window is one process measuring for about 6 s after its warm-up."""
+class ReferencePath:
+    """A PyTorch reference in a process of its own: ``torch`` (64×64 cases, PyTorch eager on the
+    case's networks, ``torch_reference.py``: a window is one process measuring about 6 s after
+    its warm-up) or ``pythae`` (the MNIST VAE at batch 1000 by pythae 0.1.2's own trainer,
+    ``pythae_reference.py``: a window is one process's second epoch)."""
 
-    def __init__(self, name):
-        self.network, self.batch = CASES_64[name]
+    def __init__(self, name, path):
+        if path == "torch":
+            network, self.batch = CASES_64[name]
+            self.command = ["torch_reference.py", network, str(self.batch), "--seconds", "6"]
+        else:
+            self.batch = CASES[name][2]
+            self.command = ["pythae_reference.py", "--epochs", "2"]
 
     def window(self):
-        script = pathlib.Path(__file__).with_name("torch_reference.py")
-        output = subprocess.run([sys.executable, str(script), self.network, str(self.batch), "--seconds", "6"],
+        script, *arguments = self.command
+        output = subprocess.run([sys.executable, str(pathlib.Path(__file__).with_name(script)), *arguments],
                                 check=True, capture_output=True, text=True).stdout
         return json.loads(output.strip().splitlines()[-1])["examples_per_second"]
 
@@ -275,9 +283,9 @@ def paths_of(name, paths, scale):
         if path.startswith("bare"):
             if name.startswith(("vae", "iwae")) or name in CASES_64:
                 built[path] = BarePath(name, scale, "mixed_bfloat16" if path == "bare-bf16" else "float32")
-        elif path == "torch":
-            if name in CASES_64:
-                built[path] = TorchPath(name)
+        elif path in ("torch", "pythae"):
+            if (name in CASES_64) if path == "torch" else name == "vae batch 1000":
+                built[path] = ReferencePath(name, path)
         else:
             built[path] = FitPath(name, path, scale)
     return built
@@ -308,13 +316,15 @@ def against_fastest(cases, name):
     """One line: the default path's rate as a fraction of the case's fastest TensorFlow path, and
     the ratio to PyTorch eager where measured."""
     rates = {key[len(name) + 2:-1]: r["examples_per_second"] for key, r in cases.items() if key.startswith(name + " [")}
-    tensorflow = {path: rate for path, rate in rates.items() if path != "torch"}
+    tensorflow = {path: rate for path, rate in rates.items() if path not in ("torch", "pythae")}
     if "default" not in rates or len(tensorflow) < 2:
         return ""
     fastest = max(tensorflow, key=tensorflow.get)
     line = f"  {name}: default at {rates['default'] / tensorflow[fastest]:.0%} of the fastest ({fastest})"
     if "torch" in rates:
         line += f"; {rates['default'] / rates['torch']:.2f}x PyTorch eager"
+    if "pythae" in rates:
+        line += f"; {rates['default'] / rates['pythae']:.2f}x pythae 0.1.2"
     return line
 
 
@@ -324,7 +334,8 @@ def main(argv=None):
     parser.add_argument("--cases", nargs="*", default=list(CASES) + list(CASES_64), help="which cases (default: all)")
     parser.add_argument("--paths", nargs="*", default=PATHS, choices=PATHS,
                         help="PRECISION/MODE: a configuration set by hand; bare, bare-bf16: a hand-written step of "
-                             "the same networks (VAE, IWAE and 64x64 cases); torch: PyTorch eager (64x64 cases)")
+                             "the same networks (VAE, IWAE and 64x64 cases); torch: PyTorch eager (64x64 cases); "
+                             "pythae: pythae 0.1.2's trainer (VAE batch 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds: timed epochs per case and path")
     parser.add_argument("--max-load", type=float, default=1.5,
                         help="refuse fractions at this load average before the run or above")
