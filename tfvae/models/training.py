@@ -372,8 +372,8 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     def _execute_exactly(self, steps, name):
         """Keras runs ``steps_per_execution`` steps in every call into the graph while data last,
         so ``steps_per_epoch`` (or ``evaluate``'s ``steps``) on endless data that is not a multiple
-        of it runs more steps than asked (7 steps an epoch ran as 16). Where ``compile()`` chose the steps
-        per execution, they become the largest divisor of ``steps`` up to
+        of it runs more steps than asked (7 steps an epoch ran as 16). Where ``compile()`` chose
+        the steps per execution, they become the largest divisor of ``steps`` up to
         :data:`DEFAULT_STEPS_PER_EXECUTION` (the compiled functions are rebuilt when it changes);
         a number given to ``compile()`` that does not divide ``steps`` is an error."""
         every = self.steps_per_execution
@@ -536,10 +536,9 @@ def _batches_of_arrays(arguments):
     """Gives ``fit`` in-memory arrays as :func:`tfvae.data.pipeline.index_batches` instead of
     Keras' array adapter, where that changes nothing else (no targets, weights or
     ``validation_split``; ``shuffle`` True or False): the same batches (``batch_size`` default
-    32, the last one partial; ``shuffle=True`` a new permutation every epoch). Keras' adapter
-    captures the whole array in a tf.data function, and tf.data's graph rewrites copy it at every
-    new iterator: the first step of an epoch then stalls, often by 2 s on 2 CPU cores
-    (``benchmarks/throughput.py``)."""
+    32, the last one partial; ``shuffle=True`` a new permutation every epoch), without tf.data's
+    autotuning: Keras destroys its iterator at every epoch's end, and destroying an autotuned one
+    waits for the tuning thread, often 2-3 s on 2 CPU cores (:data:`pipeline.WITHOUT_AUTOTUNE`)."""
     x = arguments["x"]
     plain = arguments.get("y") is None and arguments.get("sample_weight") is None \
         and not arguments.get("validation_split") and arguments.get("shuffle", True) in (True, False)
