@@ -160,6 +160,20 @@ def test_help_is_quiet_and_names_the_models_and_data_sets():
     assert "default bernoulli" not in train.stdout
 
 
+def test_help_and_parsing_need_no_tensorflow():
+    probe = ("import sys\nfrom tfvae import cli\nparser = cli._parser()\n"
+             "parser.parse_args(['train', '--model', 'beta-vae', '--beta', '4', '--no-dreg'])\n"
+             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')))")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "[]", done.stdout + done.stderr
+
+
+def test_the_stored_flags_are_the_declarations():
+    # the command line reads its flags from tfvae/cli_flags.json (no TensorFlow import for --help)
+    assert json.loads(cli.FLAGS_FILE.read_text()) == cli.derived_flags(), \
+        "the stored flags are stale: python -c 'from tfvae import cli; cli.write_flags()'"
+
+
 def test_a_resumed_run_says_so(tmp_path, capsys):
     (tmp_path / "backup").mkdir()
     (tmp_path / "backup" / "history.json").write_text(json.dumps({"epoch": 3, "history": {}, "seconds": 1.0}))

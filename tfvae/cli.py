@@ -48,7 +48,8 @@ def _quiet_native_logs():
         os.close(devnull)
 
 
-def _parser(with_model_flags=False):
+def _parser():
+    flags = json.loads(FLAGS_FILE.read_text())
     parser = argparse.ArgumentParser(
         prog="tfvae", description="Variational autoencoders on TensorFlow Probability.",
         epilog=f"models: {', '.join(names.MODELS)}. Built-in data sets: {', '.join(names.DATASETS)}; or your own "
@@ -60,22 +61,7 @@ def _parser(with_model_flags=False):
                                 epilog=f"models: {', '.join(names.MODELS)}. Data sets: {', '.join(names.DATASETS)}.")
     train.add_argument("--config", type=pathlib.Path, help="config.json of an earlier run to start from")
     train.add_argument("--data-dir", help="folder with the built-in data sets' files (default $TFVAE_DATA_DIR)")
-    if with_model_flags:
-        from tfvae import run
-
-        _add_settings(train, {**run.SETTINGS, **run.EVALUATION_SETTINGS})
-        for key, setting in run.model_settings().items():
-            option = setting.option
-            help_text = f"{', '.join(setting.models)}: {option.help}"
-            if isinstance(option.default, bool):
-                train.add_argument(_flag(key), action=argparse.BooleanOptionalAction, default=None, help=help_text)
-                continue
-            kind = int if isinstance(option.default, int) else (str if isinstance(option.default, str) else float)
-            if key == "likelihood":
-                help_text += " (default: what fits the data set)"
-            elif option.default is not None:
-                help_text += f" (default {option.default})"
-            train.add_argument(_flag(key), type=kind, help=help_text)
+    _add_flags(train, flags["train"])
     train.add_argument("--out", type=pathlib.Path, help="run directory (default runs/MODEL-DATASET)")
     train.add_argument("--overwrite", action="store_true", help="replace a finished run in --out")
     train.add_argument("--quiet", action="store_true", help="no progress output")
@@ -84,10 +70,7 @@ def _parser(with_model_flags=False):
     evaluate.add_argument("run_dir", type=pathlib.Path)
     evaluate.add_argument("--data-dir", help="folder with the built-in data sets' files")
     evaluate.add_argument("--split", default=None, help="data split to evaluate on (default: the run's held-out split)")
-    if with_model_flags:
-        from tfvae import run
-
-        _add_settings(evaluate, run.EVALUATION_SETTINGS, defaults="the run's")
+    _add_flags(evaluate, flags["evaluate"])
     evaluate.add_argument("--quiet", action="store_true", help="no progress output: print only the metrics")
 
     plot = commands.add_parser("plot", help="redraw a run's pictures")
@@ -116,7 +99,46 @@ def _parser(with_model_flags=False):
     return parser
 
 
-def _add_settings(parser, settings, defaults=None):
+# ---------------------------------------------------- the derived flags, stored for a quick start
+
+#: ``train``'s and ``evaluate``'s flags as derived from the declarations (:func:`derived_flags`),
+#: stored so that parsing and ``--help`` need not import TensorFlow (5 s); ``tests/test_cli.py``
+#: checks the file against the declarations, and :func:`write_flags` rewrites it
+FLAGS_FILE = pathlib.Path(__file__).with_name("cli_flags.json")
+_TYPES = {"int": int, "float": float, "str": str}
+
+
+def derived_flags():
+    """``{command: [flag]}``: the run's settings, the evaluation's and every model option a run
+    can set (:func:`tfvae.run.model_settings`), each ``{"flag", "kind", "metavar", "help"}``
+    (``kind`` "bool" for a ``--flag/--no-flag`` pair). Imports TensorFlow."""
+    from tfvae import run
+
+    train = _setting_flags({**run.SETTINGS, **run.EVALUATION_SETTINGS})
+    for key, setting in run.model_settings().items():
+        option = setting.option
+        help_text = f"{', '.join(setting.models)}: {option.help}"
+        if isinstance(option.default, bool):
+            kind = "bool"
+        else:
+            kind = "int" if isinstance(option.default, int) else ("str" if isinstance(option.default, str) else "float")
+            if key == "likelihood":
+                help_text += " (default: what fits the data set)"
+            elif option.default is not None:
+                help_text += f" (default {option.default})"
+        train.append(dict(flag=_flag(key), kind=kind, metavar=None, help=help_text))
+    return {"train": train, "evaluate": _setting_flags(run.EVALUATION_SETTINGS, defaults="the run's")}
+
+
+def write_flags(path=FLAGS_FILE):
+    """Rewrites the stored flags from the declarations (after an option or a setting changed)."""
+    from tfvae.files import write_text_atomically
+
+    write_text_atomically(path, json.dumps(derived_flags(), indent=1, ensure_ascii=False) + "\n")
+
+
+def _setting_flags(settings, defaults=None):
+    flags = []
     for key, setting in settings.items():
         help_text = setting.help
         if key == "model":
@@ -125,7 +147,16 @@ def _add_settings(parser, settings, defaults=None):
             help_text += f" (default {defaults})"
         elif setting.default is not None:
             help_text += f" (default {setting.default})"
-        parser.add_argument(_flag(key), type=setting.value_type, metavar=setting.metavar, help=help_text)
+        flags.append(dict(flag=_flag(key), kind=setting.value_type.__name__, metavar=setting.metavar, help=help_text))
+    return flags
+
+
+def _add_flags(parser, flags):
+    for flag in flags:
+        if flag["kind"] == "bool":
+            parser.add_argument(flag["flag"], action=argparse.BooleanOptionalAction, default=None, help=flag["help"])
+        else:
+            parser.add_argument(flag["flag"], type=_TYPES[flag["kind"]], metavar=flag["metavar"], help=flag["help"])
 
 
 # --------------------------------------------------------------------------------------- commands
@@ -246,13 +277,13 @@ def summary(out, config, metrics):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    wants_flags = bool(argv) and argv[0] in ("train", "evaluate")
-    with _quiet_native_logs() if wants_flags else contextlib.nullcontext():
-        parser = _parser(with_model_flags=wants_flags)  # the model flags load TensorFlow
+    parser = _parser()
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
         return 2
+    with _quiet_native_logs():
+        import tensorflow  # noqa: F401  (every command but --help needs it; loaded without its notes)
     try:
         return COMMANDS[args.command](args)
     except (ValueError, FileNotFoundError) as error:
