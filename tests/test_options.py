@@ -127,7 +127,7 @@ def test_cli_flags_are_exactly_the_declared_options():
             flag = option.cli_flag(name)
             if flag is not None:
                 assert model_name in settings[flag.replace("-", "_")].models, (model_name, flag)
-    parser = cli._parser(with_model_flags=True)
+    parser = cli._parser()
     train = parser._subparsers._group_actions[0].choices["train"]
     for name in list(settings) + list(run.SETTINGS) + list(run.EVALUATION_SETTINGS):
         assert "--" + name.replace("_", "-") in train._option_string_actions
