@@ -63,6 +63,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfvae  # noqa: E402
 from tfvae import devices, run  # noqa: E402
+from tfvae.models.training import steps_per_execution_for  # noqa: E402
 from tfvae.networks import mlp_decoder, mlp_encoder  # noqa: E402
 from tfvae.files import write_text_atomically  # noqa: E402
 
@@ -168,9 +169,8 @@ class FitPath:
         self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision)
         if path == "tuned":
             self.steps = self.examples // self.batch
-            # up to 100 steps per execution, a divisor of the epoch's steps (Keras runs whole executions)
-            every = max(d for d in range(1, min(100, self.steps) + 1) if self.steps % d == 0)
-            self.model.compile(optimizer=keras.optimizers.Adam(1e-3), steps_per_execution=every)
+            self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
+                               steps_per_execution=steps_per_execution_for(self.steps, 100))
             images = data if name in CASES_64 else data.arrays("train")[0]  # one binarisation where default draws anew
             dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(self.batch, drop_remainder=True)
             self.fit = dict(x=dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch=self.steps)

@@ -102,7 +102,7 @@ def _parser():
 # ---------------------------------------------------- the derived flags, stored for a quick start
 
 #: ``train``'s and ``evaluate``'s flags as derived from the declarations (:func:`derived_flags`),
-#: stored so that parsing and ``--help`` need not import TensorFlow (5 s); ``tests/test_cli.py``
+#: stored so that parsing and ``--help`` need not import TensorFlow (5 s); ``tests/test_run.py``
 #: checks the file against the declarations, and :func:`write_flags` rewrites it
 FLAGS_FILE = pathlib.Path(__file__).with_name("cli_flags.json")
 _TYPES = {"int": int, "float": float, "str": str}

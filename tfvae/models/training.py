@@ -378,8 +378,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         a number given to ``compile()`` that does not divide ``steps`` is an error."""
         every = self.steps_per_execution
         if getattr(self, "_chooses_steps_per_execution", False):
-            wanted = DEFAULT_STEPS_PER_EXECUTION if steps is None else \
-                max(d for d in range(1, DEFAULT_STEPS_PER_EXECUTION + 1) if steps % d == 0)
+            wanted = DEFAULT_STEPS_PER_EXECUTION if steps is None else steps_per_execution_for(steps)
             if wanted != every:
                 self.steps_per_execution = wanted
                 self.train_function = self.test_function = self.predict_function = None
@@ -532,6 +531,12 @@ def _padded(x, y, sample_weight, batch_size, shuffle, replicas):
     return pad_batches(batches, replicas)
 
 
+def steps_per_execution_for(steps, most=DEFAULT_STEPS_PER_EXECUTION):
+    """The largest number of steps per execution up to ``most`` that divides ``steps``: Keras runs
+    whole executions, so any other number runs more steps than ``steps`` on endless data."""
+    return max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
+
+
 def _batches_of_arrays(arguments):
     """Gives ``fit`` in-memory arrays as :func:`tfvae.data.pipeline.index_batches` instead of
     Keras' array adapter, where that changes nothing else (no targets, weights or
@@ -579,4 +584,4 @@ def _is_array(value):
 
 
 __all__ = ["DEFAULT_STEPS_PER_EXECUTION", "REAL_EXAMPLES", "ObjectiveValue", "TrainingLoop", "global_batch_size",
-           "pad_batches", "unpack_batch"]
+           "pad_batches", "steps_per_execution_for", "unpack_batch"]
