@@ -13,6 +13,12 @@ Paths per case:
   configuration the default must come within 90 % of;
 * **tuned**: the same model on the images held in memory as a repeated, pre-batched tf.data
   pipeline and up to 100 steps per execution (a divisor of the epoch's steps);
+* **unchecked** and **in-step** (MNIST cases): what the default pays for its input. ``unchecked``
+  is the default with ``validate_inputs=False`` (no per-batch check of the likelihood's support in
+  the pipeline); ``in-step`` a prototype of decoding inside the compiled step: the pipeline only
+  shuffles and gathers uint8 pixels (with a stateless seed per batch), and the model's
+  ``prepare_inputs`` scales and binarises them in the step (under XLA where the step is), also
+  unchecked. ``in-step`` against ``unchecked`` is what moving the decoding into the step gains;
 * **bare** and **bare-bf16** (VAE, IWAE and 64×64 cases): a reference, not a tfvae path: the
   same encoder and decoder networks (float32 with the whole step under XLA; bfloat16 with only
   the update under XLA) trained by a hand-written ``tf.function`` (reparameterised samples,
@@ -127,12 +133,12 @@ CASES = {
 CASES_64 = {f"{network} 64x64 batch {batch}": (network, batch) for network in ("conv", "higgins") for batch in (64, 256)}
 #: the configurations the default is measured against (precision/XLA mode)
 CONFIGURATIONS = [f"{precision}/{mode}" for precision in ("float32", "mixed_bfloat16") for mode in devices.XLA_MODES]
-PATHS = ["default", "tuned", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
+PATHS = ["default", "tuned", "unchecked", "in-step", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
 
 
-def setup(name, scale, precision="auto"):
-    """The case's model (seed 0, networks in ``precision``), its data and batch: ``(model, source or
-    in-memory images, batch, samples, examples)``."""
+def setup(name, scale, precision="auto", **model_options):
+    """The case's model (seed 0, networks in ``precision``; ``model_options`` for its constructor),
+    its data and batch: ``(model, source or in-memory images, batch, samples, examples)``."""
     if name in CASES_64:
         network, batch = CASES_64[name]
         examples = max(batch * 4, int(4096 * scale))
@@ -155,7 +161,32 @@ def setup(name, scale, precision="auto"):
     examples = max(batch * 4, int(examples * scale))
     config = run.RunConfig(limit=examples, precision=precision, **settings)
     source = run.open_source(config)
-    return harness.build_model(config, source, **options), source, batch, samples, examples
+    return harness.build_model(config, source, **options, **model_options), source, batch, samples, examples
+
+
+def decoded_in_step(model, name, batch, examples):
+    """The ``in-step`` path's data: batches ``{"pixels": uint8, "seed": int64 [2]}`` of the case's
+    MNIST images (shuffled every epoch, gathered by index), and ``model.prepare_inputs`` replaced
+    by their decoding (x / 255, then b ~ Bernoulli(x) from the batch's stateless seed where the
+    case binarises dynamically)."""
+    settings = CASES[name][0]
+    images = tfvae.data.load_arrays(settings["dataset"], "train", limit=examples)[0]
+    stored = tf.constant(np.round(images * 255).astype(np.uint8))
+    dynamic = settings.get("binarize") != "none"
+    indices = tf.data.Dataset.range(len(images)).shuffle(len(images), seed=0).batch(batch)
+    seeds = tf.data.Dataset.random(seed=0, rerandomize_each_iteration=True).batch(2)
+    dataset = tf.data.Dataset.zip((indices, seeds)).map(lambda index, seed: {"pixels": tf.gather(stored, index),
+                                                                             "seed": seed},
+                                                        num_parallel_calls=tf.data.AUTOTUNE)
+
+    def prepare_inputs(batch):
+        x = tf.cast(batch["pixels"], tf.float32) / 255.0
+        if dynamic:
+            x = tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=batch["seed"]) < x, tf.float32)
+        return x
+
+    model.prepare_inputs = prepare_inputs
+    return dataset.prefetch(tf.data.AUTOTUNE).with_options(tfvae.data.pipeline.WITHOUT_AUTOTUNE)
 
 
 class FitPath:
@@ -166,8 +197,13 @@ class FitPath:
 
     def __init__(self, name, path, scale):
         precision, mode = path.split("/") if "/" in path else ("auto", "auto")
-        self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision)
-        if path == "tuned":
+        options = dict(validate_inputs=False) if path in ("unchecked", "in-step") else {}
+        self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision, **options)
+        if path == "in-step":
+            self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
+            self.steps = -(-self.examples // self.batch)
+            self.fit = dict(x=decoded_in_step(self.model, name, self.batch, self.examples))
+        elif path == "tuned":
             self.steps = self.examples // self.batch
             self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
                                steps_per_execution=steps_per_execution_for(self.steps, 100))
@@ -288,6 +324,9 @@ def paths_of(name, paths, scale):
         elif path in ("torch", "pythae"):
             if (name in CASES_64) if path == "torch" else name == "vae batch 1000":
                 built[path] = ReferencePath(name, path)
+        elif path in ("unchecked", "in-step"):
+            if name in CASES and CASES[name][0]["dataset"] == "mnist":
+                built[path] = FitPath(name, path, scale)
         else:
             built[path] = FitPath(name, path, scale)
     return built
