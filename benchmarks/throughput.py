@@ -19,6 +19,9 @@ Paths per case:
   shuffles and gathers uint8 pixels (with a stateless seed per batch), and the model's
   ``prepare_inputs`` scales and binarises them in the step (under XLA where the step is), also
   unchecked. ``in-step`` against ``unchecked`` is what moving the decoding into the step gains;
+  **repeated** is the default's pipeline repeated, with ``steps_per_epoch`` one pass: one iterator
+  for the whole fit instead of one an epoch (the same batches; tfvae then runs a divisor of the
+  epoch's steps per execution);
 * **bare** and **bare-bf16** (VAE, IWAE and 64×64 cases): a reference, not a tfvae path: the
   same encoder and decoder networks (float32 with the whole step under XLA; bfloat16 with only
   the update under XLA) trained by a hand-written ``tf.function`` (reparameterised samples,
@@ -133,7 +136,7 @@ CASES = {
 CASES_64 = {f"{network} 64x64 batch {batch}": (network, batch) for network in ("conv", "higgins") for batch in (64, 256)}
 #: the configurations the default is measured against (precision/XLA mode)
 CONFIGURATIONS = [f"{precision}/{mode}" for precision in ("float32", "mixed_bfloat16") for mode in devices.XLA_MODES]
-PATHS = ["default", "tuned", "unchecked", "in-step", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
+PATHS = ["default", "tuned", "unchecked", "in-step", "repeated", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
 
 
 def setup(name, scale, precision="auto", **model_options):
@@ -203,6 +206,10 @@ class FitPath:
             self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
             self.steps = -(-self.examples // self.batch)
             self.fit = dict(x=decoded_in_step(self.model, name, self.batch, self.examples))
+        elif path == "repeated":
+            self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
+            self.steps = -(-self.examples // self.batch)
+            self.fit = dict(x=data.train(self.batch, seed=0).repeat(), steps_per_epoch=self.steps)
         elif path == "tuned":
             self.steps = self.examples // self.batch
             self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
@@ -324,7 +331,7 @@ def paths_of(name, paths, scale):
         elif path in ("torch", "pythae"):
             if (name in CASES_64) if path == "torch" else name == "vae batch 1000":
                 built[path] = ReferencePath(name, path)
-        elif path in ("unchecked", "in-step"):
+        elif path in ("unchecked", "in-step", "repeated"):
             if name in CASES and CASES[name][0]["dataset"] == "mnist":
                 built[path] = FitPath(name, path, scale)
         else:
