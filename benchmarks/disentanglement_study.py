@@ -287,13 +287,14 @@ def summary_table(records):
         if r.get("finished"):
             groups.setdefault(group_label(r), []).append(r)
     lines = ["| model | seeds | images | MIG | FactorVAE score | β-VAE score | test ELBO (nats) | KL (nats) | "
-             "latents (KL > 0.1) | training min / run |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "latents (KL > 0.1) | training CPU min / run |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, rs in groups.items():
         def pm(key, digits=3):
             values = np.array([r["points"][-1][key] for r in rs], float)
             sd = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
             return f"{values.mean():.{digits}f}{sd}"
-        minutes = np.mean([sum(p["train_seconds"] for p in r["points"]) for r in rs]) / 60
+        # CPU time, not wall time: a paused (SIGSTOP) or crowded run's wall time measures the pauses
+        minutes = np.mean([sum(p["train_cpu_seconds"] for p in r["points"]) for r in rs]) / 60
         lines.append(f"| {label} | {', '.join(str(r['seed']) for r in rs)} | {rs[0]['images']:,} | {pm('mig')} | "
                      f"{pm('factor_vae_score')} | {pm('beta_vae_score')} | {pm('test_elbo', 1)} | "
                      f"{pm('test_kl', 1)} | {pm('informative_dims', 1)} | {minutes:.0f} |")
@@ -301,8 +302,9 @@ def summary_table(records):
 
 
 def plot_curves(records, path):
-    """MIG and the FactorVAE score against images seen: a thin line per seed, a thick line for the
-    mean of each model."""
+    """MIG and the FactorVAE score against images seen: a thin line per seed (unfinished runs
+    too), a thick line for the mean of each model's finished seeds and a band from their lowest to
+    their highest."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -321,14 +323,21 @@ def plot_curves(records, path):
             finished = [r for r in rs if r.get("finished")]
             if finished:
                 x = [p["images"] for p in finished[0]["points"]]
-                y = np.mean([[p[key] for p in r["points"]] for r in finished], axis=0)
-                ax.plot(x, y, color=colour, lw=2, label=f"{label} ({len(finished)} seeds)")
+                values = np.array([[p[key] for p in r["points"]] for r in finished])
+                ax.plot(x, values.mean(0), color=colour, lw=2,
+                        label=f"{label} ({len(finished)} seed{'s' if len(finished) > 1 else ''})")
+                if len(finished) > 1:  # the seeds' spread: lowest to highest
+                    ax.fill_between(x, values.min(0), values.max(0), color=colour, alpha=0.15, lw=0)
         ax.set_xscale("log")
+        ticks = sorted({p["images"] for r in records for p in r["points"]})
+        ax.set_xticks(ticks, [f"{t / 1e6:.3g}M" if t >= 1e6 else f"{t / 1e3:.0f}k" for t in ticks])
+        ax.minorticks_off()
         ax.set_xlabel("training images seen")
         ax.set_title(SCORES[key], fontsize=10)
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=7)
-    fig.suptitle("shapes2d 64×64 on 2 CPU cores: thin lines = seeds, thick = mean", fontsize=9)
+    fig.suptitle("shapes2d 64×64 on 2 CPU cores: thin lines = seeds, thick = mean, band = lowest to highest seed",
+                 fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
