@@ -301,6 +301,20 @@ def summary_table(records):
     return "\n".join(lines)
 
 
+def curve_table(records):
+    """Every point of every run (finished or not): the learning curves as numbers."""
+    lines = ["| run | images | MIG | FactorVAE | β-VAE score | test ELBO | KL | latents | MIG gap of the best factor |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in records:
+        for i, p in enumerate(r["points"]):
+            factor, gap = max(p["mig_gaps"].items(), key=lambda item: item[1])
+            run = f"{group_label(r)}, seed {r['seed']}{'' if r.get('finished') else ' (unfinished)'}" if i == 0 else ""
+            lines.append(f"| {run} | {p['images']:,} | {p['mig']:.3f} | {p['factor_vae_score']:.3f} | "
+                         f"{p['beta_vae_score']:.3f} | {p['test_elbo']:.1f} | {p['test_kl']:.1f} | "
+                         f"{p['informative_dims']} | {factor} {gap:.3f} |")
+    return "\n".join(lines)
+
+
 def plot_curves(records, path):
     """MIG and the FactorVAE score against images seen: a thin line per seed (unfinished runs
     too), a thick line for the mean of each model's finished seeds and a band from their lowest to
@@ -345,7 +359,7 @@ def plot_curves(records, path):
 
 def report(args):
     records = load_records(args.results)
-    text = summary_table(records)
+    text = summary_table(records) + "\n\nEvery point:\n\n" + curve_table(records)
     print(text)
     write_text_atomically(args.results / "summary.md", text + "\n")
     if records:
