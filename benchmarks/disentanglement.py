@@ -375,12 +375,14 @@ def plot_scores_vs_beta(runs, path):
     plt.close(fig)
 
 
-def shrink_png(source, target):
-    """A grey copy with a 16-level palette (the figures live in the repository)."""
+def shrink_png(source, target, colours=None):
+    """A small copy (the figures live in the repository): grey with a 16-level palette, or with
+    a palette of ``colours`` colours for plots whose lines are told apart by colour."""
     from PIL import Image
 
     with Image.open(source) as image:
-        image.convert("L").quantize(colors=16).save(target, optimize=True)
+        image = image.convert("L") if colours is None else image.convert("RGB")
+        image.quantize(colors=colours or 16).save(target, optimize=True)
 
 
 # --------------------------------------------------------------------------------- main

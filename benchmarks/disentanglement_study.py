@@ -366,7 +366,7 @@ def report(args):
         plot_curves(records, args.out / "curves.png")
         if args.figures:
             args.figures.mkdir(parents=True, exist_ok=True)
-            shrink_png(args.out / "curves.png", args.figures / "study_curves.png")
+            shrink_png(args.out / "curves.png", args.figures / "study_curves.png", colours=32)
             # the end pictures of the VAE (seed 0) and of the finished run with the highest MIG
             finished = [r for r in records if r.get("finished")]
             best = max(finished, key=lambda r: r["points"][-1]["mig"], default=None)
