@@ -202,14 +202,11 @@ class FitPath:
         precision, mode = path.split("/") if "/" in path else ("auto", "auto")
         options = dict(validate_inputs=False) if path in ("unchecked", "in-step") else {}
         self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision, **options)
-        if path == "in-step":
+        if path in ("in-step", "repeated"):
             self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
             self.steps = -(-self.examples // self.batch)
-            self.fit = dict(x=decoded_in_step(self.model, name, self.batch, self.examples))
-        elif path == "repeated":
-            self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
-            self.steps = -(-self.examples // self.batch)
-            self.fit = dict(x=data.train(self.batch, seed=0).repeat(), steps_per_epoch=self.steps)
+            self.fit = dict(x=decoded_in_step(self.model, name, self.batch, self.examples)) if path == "in-step" \
+                else dict(x=data.train(self.batch, seed=0).repeat(), steps_per_epoch=self.steps)
         elif path == "tuned":
             self.steps = self.examples // self.batch
             self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
