@@ -299,6 +299,17 @@ def test_steps_that_a_given_steps_per_execution_cannot_divide_are_refused(images
         model.fit(tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat(), steps_per_epoch=7, verbose=0)
 
 
+@pytest.mark.parametrize("steps", [0, -3, 2.5])
+def test_steps_that_are_not_a_positive_whole_number_are_refused(images, tiny_model, steps):
+    model = tiny_model(VAE)
+    model.compile(optimizer="adam")
+    endless = tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat()
+    with pytest.raises(ValueError, match=rf"steps_per_epoch={steps}: expected a positive whole number"):
+        model.fit(endless, steps_per_epoch=steps, verbose=0)
+    with pytest.raises(ValueError, match=rf"steps={steps}: expected a positive whole number"):
+        model.evaluate(endless, steps=steps, verbose=0)
+
+
 # ------------------------------------------------------- (g) compile settings survive saving
 
 @pytest.mark.parametrize("settings", [{}, dict(jit_compile=False, steps_per_execution=3)], ids=["default", "given"])

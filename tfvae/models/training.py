@@ -377,6 +377,8 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         :data:`DEFAULT_STEPS_PER_EXECUTION` (the compiled functions are rebuilt when it changes);
         a number given to ``compile()`` that does not divide ``steps`` is an error."""
         every = self.steps_per_execution
+        if steps is not None:
+            _check_steps(steps, name, "or None (one pass over the data)")
         if getattr(self, "_chooses_steps_per_execution", False):
             wanted = DEFAULT_STEPS_PER_EXECUTION if steps is None else steps_per_execution_for(steps)
             if wanted != every:
@@ -534,7 +536,14 @@ def _padded(x, y, sample_weight, batch_size, shuffle, replicas):
 def steps_per_execution_for(steps, most=DEFAULT_STEPS_PER_EXECUTION):
     """The largest number of steps per execution up to ``most`` that divides ``steps``: Keras runs
     whole executions, so any other number runs more steps than ``steps`` on endless data."""
+    _check_steps(steps, "steps")
     return max(d for d in range(1, min(most, steps) + 1) if steps % d == 0)
+
+
+def _check_steps(steps, name, alternative=""):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+        raise ValueError(f"{name}={steps!r}: expected a positive whole number of steps{' ' * bool(alternative)}"
+                         f"{alternative}")
 
 
 def _batches_of_arrays(arguments):
