@@ -281,21 +281,28 @@ def group_label(record):
 
 
 def summary_table(records):
-    """Each model's final point: mean ± sd over its finished seeds."""
+    """Each model's final point: mean ± sd over its finished seeds (a model with no finished
+    seed: its unfinished runs' last points, marked so)."""
     groups = {}
     for r in records:
-        if r.get("finished"):
-            groups.setdefault(group_label(r), []).append(r)
+        groups.setdefault(group_label(r), []).append(r)
+    groups = {label: [r for r in rs if r.get("finished")] or [r for r in rs if r["points"]]
+              for label, rs in groups.items()}
     lines = ["| model | seeds | images | MIG | FactorVAE score | β-VAE score | test ELBO (nats) | KL (nats) | "
              "latents (KL > 0.1) | training CPU min / run |", "|---|---|---|---|---|---|---|---|---|---|"]
     for label, rs in groups.items():
+        if not rs:
+            continue
+
         def pm(key, digits=3):
             values = np.array([r["points"][-1][key] for r in rs], float)
             sd = f" ± {values.std(ddof=1):.{digits}f}" if len(values) > 1 else ""
             return f"{values.mean():.{digits}f}{sd}"
         # CPU time, not wall time: a paused (SIGSTOP) or crowded run's wall time measures the pauses
         minutes = np.mean([sum(p["train_cpu_seconds"] for p in r["points"]) for r in rs]) / 60
-        lines.append(f"| {label} | {', '.join(str(r['seed']) for r in rs)} | {rs[0]['images']:,} | {pm('mig')} | "
+        unfinished = "" if rs[0].get("finished") else " (unfinished)"
+        lines.append(f"| {label}{unfinished} | {', '.join(str(r['seed']) for r in rs)} | "
+                     f"{rs[0]['points'][-1]['images']:,} | {pm('mig')} | "
                      f"{pm('factor_vae_score')} | {pm('beta_vae_score')} | {pm('test_elbo', 1)} | "
                      f"{pm('test_kl', 1)} | {pm('informative_dims', 1)} | {minutes:.0f} |")
     return "\n".join(lines)
@@ -342,6 +349,10 @@ def plot_curves(records, path):
                         label=f"{label} ({len(finished)} seed{'s' if len(finished) > 1 else ''})")
                 if len(finished) > 1:  # the seeds' spread: lowest to highest
                     ax.fill_between(x, values.min(0), values.max(0), color=colour, alpha=0.15, lw=0)
+            elif rs:  # no finished seed yet: its runs so far, dashed
+                r = rs[0]
+                ax.plot([p["images"] for p in r["points"]], [p[key] for p in r["points"]], color=colour, lw=2,
+                        ls="--", label=f"{label} (seed {r['seed']}, unfinished)")
         ax.set_xscale("log")
         ticks = sorted({p["images"] for r in records for p in r["points"]})
         ax.set_xticks(ticks, [f"{t / 1e6:.3g}M" if t >= 1e6 else f"{t / 1e3:.0f}k" for t in ticks])
@@ -366,7 +377,7 @@ def report(args):
         plot_curves(records, args.out / "curves.png")
         if args.figures:
             args.figures.mkdir(parents=True, exist_ok=True)
-            shrink_png(args.out / "curves.png", args.figures / "study_curves.png", colours=32)
+            shrink_png(args.out / "curves.png", args.figures / "study_curves.png", colours=64)  # 32 merged red into orange
             # the end pictures of the VAE (seed 0) and of the finished run with the highest MIG
             finished = [r for r in records if r.get("finished")]
             best = max(finished, key=lambda r: r["points"][-1]["mig"], default=None)
