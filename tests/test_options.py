@@ -20,6 +20,7 @@ NON_DEFAULT = {
     "capacity_max": 7.0,
     "capacity_steps": 11,
     "gamma": 3.0,
+    "capacity_warmup_steps": 5,
     "alpha": 0.07,
     "sharpness_start": 20.0,
     "sharpness_end": 90.0,

@@ -109,6 +109,20 @@ def test_capacity_rises_linearly_to_its_maximum_with_the_optimizer_steps(digits)
     assert float(model.capacity()) == 6.0
 
 
+def test_capacity_warmup_trains_the_elbo_first_then_the_capacity_objective(digits):
+    images, _ = digits
+    model = _small(BetaVAE, capacity_max=6.0, capacity_steps=10, gamma=50.0, capacity_warmup_steps=4)
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    for step, warming_up in ((0, True), (3, True), (4, False), (7, False)):
+        model.optimizer.iterations.assign(step)
+        result = model.compute_objective(images[:8])
+        m = result.metrics
+        capacity = 6.0 * step / 10  # C keeps its schedule through the warm-up
+        want = m["reconstruction"] - m["kl"] if warming_up else m["reconstruction"] - 50.0 * np.abs(m["kl"] - capacity)
+        np.testing.assert_allclose(result.loss, -want, rtol=1e-5)
+        np.testing.assert_allclose(m["capacity"], capacity, rtol=1e-6)
+
+
 # ---------------------------------------------------------------------------------- training
 
 @pytest.mark.parametrize("cls,kwargs", [(VAE, {}), (BetaVAE, {"beta": 2.0}),
