@@ -93,7 +93,7 @@ def label_of(name, beta, seed):
     return f"{name}{'' if beta is None else f'_{beta:g}'}_seed{seed}"
 
 
-def build(name, beta, seed, recipe, images, grid, image_size):
+def build(name, beta, seed, recipe, images, grid, image_size, capacity_warmup_steps=0):
     """The run's model through the run layer (seeded as ``tfvae.run.train`` seeds it)."""
     network, batch, learning_rate = RECIPES[recipe]
     model_name, option = MODELS[name]
@@ -101,7 +101,8 @@ def build(name, beta, seed, recipe, images, grid, image_size):
                     learning_rate=learning_rate, seed=seed)
     options = {} if option is None else {option: beta}
     if name == "capacity":  # C from 0 to 25 nats over the run (Burgess et al.), γ = 1000
-        options.update(capacity_max=25.0, gamma=1000.0, capacity_steps=max(1, images // batch))
+        options.update(capacity_max=25.0, gamma=1000.0, capacity_steps=max(1, images // batch),
+                       capacity_warmup_steps=capacity_warmup_steps)
     if network == "conv":
         settings["architecture"] = "conv"
     config = run.RunConfig(**settings, **({} if name == "capacity" else options))
@@ -201,8 +202,10 @@ def study_run(name, beta, seed, args, grid, recipe):
         else:
             print(f"{label}: resuming at {seen} images (point {len(record['points'])} of {len(targets)})", flush=True)
     if model is None:
-        model, config = build(name, beta, seed, recipe, args.images, grid, args.image_size)
+        model, config = build(name, beta, seed, recipe, args.images, grid, args.image_size,
+                              args.capacity_warmup_steps)
         record = dict(model=name, beta=beta, seed=seed, recipe=recipe, network=RECIPES[recipe][0], batch=batch,
+                      capacity_warmup_steps=args.capacity_warmup_steps if name == "capacity" else None,
                       learning_rate=RECIPES[recipe][2], images=args.images, config=config.as_dict(),
                       precision=model.encoder.compute_dtype, xla_mode=model.xla_mode, points=[],
                       machine=harness.machine_header())
@@ -399,6 +402,8 @@ def main(argv=None):
     parser.add_argument("task", choices=["pilots", "study", "report"])
     parser.add_argument("--runs", nargs="+", default=CORE + BESIDE, help="MODEL[:BETA]:SEED (default: the study)")
     parser.add_argument("--recipe", default=RECIPE, choices=list(RECIPES), help="network, batch and learning rate")
+    parser.add_argument("--capacity-warmup-steps", type=int, default=0,
+                        help="the capacity-annealed β-VAE's steps of plain ELBO first (the study: 0; RESULTS.md)")
     parser.add_argument("--recipes", nargs="+", default=list(RECIPES), choices=list(RECIPES), help="pilots' recipes")
     parser.add_argument("--images", type=int, default=2_500_000, help="training images per run")
     parser.add_argument("--pilot-seconds", type=float, default=240.0, help="training time of each pilot")
