@@ -223,6 +223,28 @@ def test_dynamic_binarization_mean_is_the_grey_level(data_dir):
     assert abs(frequency - grey[middle].mean()) < 5 * 0.5 / np.sqrt(4 * middle.sum())
 
 
+def test_draw_binary_is_bernoulli_at_every_8_bit_level():
+    from tfvae.data.pipeline import draw_binary
+    levels = np.arange(256, dtype=np.float32) / 255
+    draws = 4000
+    # an odd element count: the last word's second half is dropped
+    p = np.tile(levels, draws + 1)[:-1]
+    b = draw_binary(tf.constant(p), seed=[3, 4]).numpy().reshape(-1)
+    assert b.shape == p.shape and set(np.unique(b)) == {0.0, 1.0}
+    np.testing.assert_array_equal(b[p == 0], 0.0)
+    np.testing.assert_array_equal(b[p == 1], 1.0)
+    frequency = np.bincount(np.round(p * 255).astype(int), weights=b) / np.bincount(np.round(p * 255).astype(int))
+    np.testing.assert_allclose(frequency, levels, atol=5 * 0.5 / np.sqrt(draws))
+    # and over all levels at once, a test 16x finer than any one level's
+    assert abs(b.sum() - p.sum()) < 5 * np.sqrt(np.sum(p * (1 - p)))
+    # the two draws that share a word are independent: P(both) = p^2 at p = 1/2
+    pairs = draw_binary(tf.fill([200_000], 0.5), seed=[5, 6]).numpy().reshape(-1, 2)
+    assert abs(np.mean(pairs[:, 0] * pairs[:, 1]) - 0.25) < 5 * np.sqrt(0.25 * 0.75 / len(pairs))
+    # same seed, same draw; another seed, another draw
+    np.testing.assert_array_equal(draw_binary(tf.constant(p), seed=[3, 4]).numpy().reshape(-1), b)
+    assert np.mean(draw_binary(tf.constant(p), seed=[3, 5]).numpy().reshape(-1) != b) > 0.1
+
+
 def test_dynamic_binarization_of_single_examples(digits):
     grey = digits[0][1500]
     image, _ = next(iter(data.load("digits", "test", binarize="dynamic", seed=1)))
