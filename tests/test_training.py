@@ -304,9 +304,9 @@ def test_steps_that_are_not_a_positive_whole_number_are_refused(images, tiny_mod
     model = tiny_model(VAE)
     model.compile(optimizer="adam")
     endless = tf.data.Dataset.from_tensor_slices(images[:64]).batch(8).repeat()
-    with pytest.raises(ValueError, match=rf"steps_per_epoch={steps}: expected a positive whole number"):
+    with pytest.raises(ValueError, match=rf"steps_per_epoch must be a positive integer, got {steps} or None"):
         model.fit(endless, steps_per_epoch=steps, verbose=0)
-    with pytest.raises(ValueError, match=rf"steps={steps}: expected a positive whole number"):
+    with pytest.raises(ValueError, match=rf"steps must be a positive integer, got {steps}"):
         model.evaluate(endless, steps=steps, verbose=0)
 
 

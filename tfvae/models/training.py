@@ -541,9 +541,11 @@ def steps_per_execution_for(steps, most=DEFAULT_STEPS_PER_EXECUTION):
 
 
 def _check_steps(steps, name, alternative=""):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"{name}={steps!r}: expected a positive whole number of steps{' ' * bool(alternative)}"
-                         f"{alternative}")
+    """:func:`validation.positive_int`, with what else ``name`` may be (``alternative``) in its message."""
+    try:
+        validation.positive_int(name, steps)
+    except ValueError as error:
+        raise ValueError(f"{error}{' ' + alternative if alternative else ''}") from None
 
 
 def _batches_of_arrays(arguments):
