@@ -153,7 +153,7 @@ def setup(name, scale, precision="auto", **model_options):
     if name in CASES_64:
         network, batch = CASES_64[name]
         examples = max(batch * 4, int(4096 * scale))
-        config = run.RunConfig(model="vae", dataset="shapes2d", latent_dim=10, precision=precision,
+        config = run.RunConfig(model="vae", dataset="shapes2d", latent_dim=10, precision=precision, batch_size=batch,
                                architecture="conv" if network == "conv" else "mlp")
         options = {}
         if network == "higgins":
@@ -170,7 +170,7 @@ def setup(name, scale, precision="auto", **model_options):
         return model, images, batch, 1, examples
     settings, options, batch, samples, examples = CASES[name]
     examples = max(batch * 4, int(examples * scale))
-    config = run.RunConfig(limit=examples, precision=precision, **settings)
+    config = run.RunConfig(limit=examples, precision=precision, batch_size=batch, **settings)
     source = run.open_source(config)
     return harness.build_model(config, source, **options, **model_options), source, batch, samples, examples
 

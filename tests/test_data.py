@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfvae import data
 from tfvae.data import catalog, sources
+from tfvae.data.pipeline import draw_binary
 
 #: the probe itself, before the autouse fixture below replaces it
 REAL_NETWORK_PROBE = sources.network_available
@@ -224,7 +225,6 @@ def test_dynamic_binarization_mean_is_the_grey_level(data_dir):
 
 
 def test_draw_binary_is_bernoulli_at_every_8_bit_level():
-    from tfvae.data.pipeline import draw_binary
     levels = np.arange(256, dtype=np.float32) / 255
     draws = 4000
     # an odd element count: the last word's second half is dropped

@@ -120,7 +120,7 @@ def draw_binary(probabilities, seed):
     p = 1, and exact for pixels of 4-bit data (k / 16). Two draws share one 32-bit word of
     stateless Philox output, which is most of the cost of the draw: half the words of one float32
     uniform per element, about 1.5x faster on a batch of 1,000 MNIST images on 2 CPU cores
-    (``benchmarks/throughput.py``). Not under XLA: its Philox on a CPU is 3x slower than TF's kernel.
+    (``benchmarks/RESULTS.md``). Not under XLA: its Philox on a CPU is 3x slower than TF's kernel.
 
     Args:
       probabilities: float32 tensor of p in [0, 1], any shape.
