@@ -79,16 +79,15 @@ class BetaVAE(VariationalModel):
         reconstruction = self.likelihood(q.sample(), training=training).log_prob(images)
         kl = tf.reduce_sum(self.kl_per_dimension(q), axis=-1)
         capacity = self.capacity()
+        elbo = objectives.elbo_from_terms(reconstruction, kl)
         if self.capacity_max is None:
             objective = objectives.beta_elbo(reconstruction, kl, self.beta)
         else:
             objective = objectives.capacity_elbo(reconstruction, kl, self.gamma, capacity)
             step = schedules.optimizer_step(self)
             if self.capacity_warmup_steps and step is not None:
-                warming_up = tf.less(step, self.capacity_warmup_steps)
-                objective = tf.where(warming_up, objectives.elbo_from_terms(reconstruction, kl), objective)
-        metrics = dict(elbo=objectives.elbo_from_terms(reconstruction, kl),
-                       reconstruction=reconstruction, kl=kl,
+                objective = tf.where(tf.less(step, self.capacity_warmup_steps), elbo, objective)
+        metrics = dict(elbo=elbo, reconstruction=reconstruction, kl=kl,
                        capacity=tf.fill(tf.shape(kl), capacity))
         return ObjectiveValue(loss=-objective, metrics=metrics)
 
