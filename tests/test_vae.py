@@ -123,6 +123,11 @@ def test_capacity_warmup_trains_the_elbo_first_then_the_capacity_objective(digit
         np.testing.assert_allclose(m["capacity"], capacity, rtol=1e-6)
 
 
+def test_capacity_warmup_without_a_capacity_objective_is_refused():
+    with pytest.raises(ValueError, match="capacity_warmup_steps=3 applies to the capacity-annealed objective"):
+        _small(BetaVAE, beta=4.0, capacity_warmup_steps=3)
+
+
 # ---------------------------------------------------------------------------------- training
 
 @pytest.mark.parametrize("cls,kwargs", [(VAE, {}), (BetaVAE, {"beta": 2.0}),

@@ -67,6 +67,12 @@ class BetaVAE(VariationalModel):
                                         "steps of the plain ELBO (beta = 1) before the capacity objective"),
     }
 
+    def check_options(self):
+        super().check_options()
+        if self.capacity_warmup_steps and self.capacity_max is None:
+            raise ValueError(f"capacity_warmup_steps={self.capacity_warmup_steps} applies to the capacity-annealed "
+                             "objective; give capacity_max too, or leave capacity_warmup_steps at 0")
+
     def capacity(self):
         """The current target capacity C in nats (0 without a capacity schedule)."""
         step = schedules.optimizer_step(self)
