@@ -123,9 +123,11 @@ def test_capacity_warmup_trains_the_elbo_first_then_the_capacity_objective(digit
         np.testing.assert_allclose(m["capacity"], capacity, rtol=1e-6)
 
 
-def test_capacity_warmup_without_a_capacity_objective_is_refused():
+def test_capacity_options_without_a_capacity_objective_are_refused():
     with pytest.raises(ValueError, match="capacity_warmup_steps=3 applies to the capacity-annealed objective"):
         _small(BetaVAE, beta=4.0, capacity_warmup_steps=3)
+    with pytest.raises(ValueError, match=r"capacity_steps=7, gamma=30.0 apply to the capacity-annealed objective"):
+        _small(BetaVAE, capacity_steps=7, gamma=30.0)
 
 
 # ---------------------------------------------------------------------------------- training

@@ -69,9 +69,12 @@ class BetaVAE(VariationalModel):
 
     def check_options(self):
         super().check_options()
-        if self.capacity_warmup_steps and self.capacity_max is None:
-            raise ValueError(f"capacity_warmup_steps={self.capacity_warmup_steps} applies to the capacity-annealed "
-                             "objective; give capacity_max too, or leave capacity_warmup_steps at 0")
+        if self.capacity_max is None:
+            given = [f"{name}={getattr(self, name)!r}" for name in ("capacity_steps", "gamma", "capacity_warmup_steps")
+                     if getattr(self, name) != BetaVAE.OPTIONS[name].default]
+            if given:
+                raise ValueError(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} to the capacity-annealed "
+                                 "objective; give capacity_max too, or leave them at their defaults")
 
     def capacity(self):
         """The current target capacity C in nats (0 without a capacity schedule)."""
