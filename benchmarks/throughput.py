@@ -109,19 +109,13 @@ class MatmulProbe:
         return max(self.rates)
 
 
-def dense_forward_flops(network):
-    """2·in·out FLOPs of every Dense layer of a network, per example."""
-    return sum(2 * layer.kernel.shape[0] * layer.kernel.shape[1]
-               for layer in network.layers if isinstance(layer, keras.layers.Dense))
-
-
 def train_flops(model, samples):
     """3x the forward FLOPs per example: the encoder once, the decoder once per sample."""
     if isinstance(model, tfvae.models.LLGAE):
         # c = W^T(x − μ) for all K (2·D·K·E), T steps of G b (2·T·K·E²), residuals (≈ 2·D·K)
         d, k, e, t = model.pixels, model.components, model.latent_dim, model.inference_steps
         return 3 * (2 * d * k * e + 2 * t * k * e * e + 2 * d * k)
-    return 3 * (dense_forward_flops(model.encoder) + samples * dense_forward_flops(model.decoder))
+    return 6 * (devices.dense_multiply_adds(model.encoder) + samples * devices.dense_multiply_adds(model.decoder))
 
 
 #: case -> (run settings, options a run cannot set, batch, importance samples, training examples per

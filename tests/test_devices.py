@@ -56,3 +56,60 @@ def test_precision_auto_follows_the_machine_and_is_applied_to_the_networks_only(
     assert float32.encoder.compute_dtype == "float32"
     with pytest.raises(ValueError, match="precision"):
         run.RunConfig(precision="float8")
+
+
+def _amx_cpu(monkeypatch):
+    """The rules of a CPU-only machine with bfloat16 matrix units, wherever the test runs."""
+    monkeypatch.setattr(devices, "has_gpu", lambda: False)
+    monkeypatch.setattr(devices, "cpu_has_bfloat16_matrix_units", lambda: True)
+
+
+def test_forward_multiply_adds_count_every_dense_layer_once_per_draw():
+    from tfvae.models import IWAE, LLGAE
+
+    # the IWAE paper's network, counted by hand: 784-200-200-(2·50) and 50-200-200-784
+    encoder, decoder = 784 * 200 + 200 * 200 + 200 * 100, 50 * 200 + 200 * 200 + 200 * 784
+    vae = VAE((784,), 50, architecture="iwae-mlp")
+    assert devices.forward_multiply_adds(vae, 100) == 100 * (encoder + decoder)
+    iwae = IWAE((784,), 50, architecture="iwae-mlp", num_samples=7)
+    assert devices.forward_multiply_adds(iwae, 10) == 10 * (encoder + 7 * decoder)
+    assert devices.forward_multiply_adds(_model("conv"), 64) is None        # convolutions: not counted
+    assert devices.forward_multiply_adds(LLGAE((28, 28, 1), 4, components=2), 64) is None  # no networks
+
+
+def test_auto_precision_keeps_a_small_dense_step_in_float32(monkeypatch):
+    _amx_cpu(monkeypatch)
+    small = devices.SMALL_STEP_MULTIPLY_ADDS - 1
+    assert devices.default_precision(small) == "float32"
+    assert devices.default_precision(small + 1) == devices.default_precision(None) == "mixed_bfloat16"
+    monkeypatch.setattr(devices, "cpu_has_bfloat16_matrix_units", lambda: False)
+    assert devices.default_precision(small + 1) == "float32"
+
+
+def test_the_run_layer_sizes_auto_precision_by_the_step(monkeypatch):
+    _amx_cpu(monkeypatch)
+    config = run.RunConfig(model="vae", dataset="digits", latent_dim=2, seed=3)   # 64 pixels: a small step
+    source = run.open_source(config)
+    large = config.replace(batch_size=devices.SMALL_STEP_MULTIPLY_ADDS)          # one multiply-add is enough
+    assert run.build_model(large, source).decoder.compute_dtype == "bfloat16"
+    keras.utils.set_random_seed(3)
+    auto = run.build_model(config, source)
+    keras.utils.set_random_seed(3)
+    float32 = run.build_model(config.replace(precision="float32"), source)
+    assert auto.encoder.compute_dtype == auto.decoder.compute_dtype == "float32"
+    # the count's build left no trace: "auto" starts from precision="float32"'s weights
+    for a, b in zip(auto.weights, float32.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    auto.compile(optimizer="adam")
+    assert auto.xla_mode == "step"
+
+
+def test_a_model_class_names_its_own_xla_mode_for_a_small_float32_step(monkeypatch):
+    from tfvae.models import VSC
+
+    _amx_cpu(monkeypatch)
+    model = VSC((64,), 4)
+    model.compile(optimizer="adam")
+    assert model.xla_mode == VSC.float32_cpu_xla_mode == "update"
+    model.compile(optimizer="adam", jit_compile=True)                            # and it is overridable
+    assert model.xla_mode == "step"

@@ -21,6 +21,17 @@ per step, which XLA fuses into one. So the fast path on such a CPU is a step in 
 forward and backward by TensorFlow's kernels (in bfloat16 where the CPU has matrix units for it),
 and the optimizer's update compiled by XLA.
 
+A fourth: a small step is bound by the number of its ops, not by their arithmetic. The MNIST VAE
+(the IWAE paper's 784-200-200 tanh network, 50 latents) at batch 100, 42 M forward
+multiply-adds a step, trains 84 % as fast in bfloat16 with the update under XLA as in float32
+with the whole step under XLA (five interleaved windows each, all the float32 ones above all the
+bfloat16 ones); at batch 1000 (423 M) bfloat16 is 17 % faster. So ``precision="auto"`` keeps a
+dense network in float32 below :data:`SMALL_STEP_MULTIPLY_ADDS`, 128 M, about the geometric mean
+of the two measured sizes (where between them the two cross was not measured). Which XLA mode is
+fastest for a small float32 step depends on the model, not only on its size: VSC's step (30 M at
+batch 32) is 23 % faster with only the update under XLA, so a model class names its own mode
+(``float32_cpu_xla_mode``).
+
 ``compile(jit_compile="auto")`` (the default) resolves to one of :data:`XLA_MODES` by
 :func:`xla_mode`; ``run.train``'s ``precision="auto"`` resolves by :func:`default_precision`.
 Either can be set explicitly.
@@ -55,25 +66,70 @@ def cpu_has_bfloat16_matrix_units():
     return any(line.startswith("flags") and "amx_bf16" in line.split() for line in text.splitlines())
 
 
-def default_precision():
-    """``"mixed_bfloat16"`` on a CPU-only machine with bfloat16 matrix units, else ``"float32"``
-    (on a GPU, mixed precision is a choice about numerics the user makes)."""
-    return "mixed_bfloat16" if not has_gpu() and cpu_has_bfloat16_matrix_units() else "float32"
+#: below this many multiply-adds in a training step's forward pass, ``precision="auto"`` keeps a
+#: dense network in float32 on a CPU with bfloat16 matrix units (see the module)
+SMALL_STEP_MULTIPLY_ADDS = 128_000_000
 
 
-def resolve_precision(precision):
-    return default_precision() if precision == "auto" else precision
+def default_precision(multiply_adds=None):
+    """``"mixed_bfloat16"`` on a CPU-only machine with bfloat16 matrix units, unless the training
+    step is known to be small (``multiply_adds``, from :func:`forward_multiply_adds`, below
+    :data:`SMALL_STEP_MULTIPLY_ADDS`); else ``"float32"`` (on a GPU, mixed precision is a choice
+    about numerics the user makes)."""
+    if has_gpu() or not cpu_has_bfloat16_matrix_units():
+        return "float32"
+    small = multiply_adds is not None and multiply_adds < SMALL_STEP_MULTIPLY_ADDS
+    return "float32" if small else "mixed_bfloat16"
+
+
+def resolve_precision(precision, multiply_adds=None):
+    return default_precision(multiply_adds) if precision == "auto" else precision
+
+
+def forward_multiply_adds(model, batch_size):
+    """Multiply-adds of one training step's forward pass through ``model``'s networks: the
+    encoder once and the decoder once per draw from q (``total_samples``: K, or M·K), each
+    Dense layer ``inputs × units`` per example, for ``batch_size`` examples. None when the model
+    has no networks (LLGAE) or a network has convolutions, which this does not count.
+
+    Example: the MNIST VAE (784-200-200, 50 latents: the encoder gives 100 numbers) at batch 100:
+      100 · (784·200 + 200·200 + 200·100 + 50·200 + 200·200 + 200·784) = 42.36 M.
+    """
+    networks = [getattr(model, name, None) for name in ("encoder", "decoder")]
+    if None in networks or any(_convolutional(network) for network in networks):
+        return None
+    encoder, decoder = (dense_multiply_adds(network) for network in networks)
+    return batch_size * (encoder + getattr(model, "total_samples", 1) * decoder)
+
+
+def dense_multiply_adds(network):
+    """``inputs × units`` of every Dense layer in ``network`` (nested ones too): its forward
+    multiply-adds per example, other layers not counted."""
+    import keras
+
+    return sum(layer.kernel.shape[0] * layer.kernel.shape[1]
+               for layer in network._flatten_layers() if isinstance(layer, keras.layers.Dense))
 
 
 def xla_mode(model):
     """The fastest XLA mode for ``model``'s training step on this machine (see the module):
-    ``"step"`` on a GPU, and on a CPU for dense float32 networks; ``"update"`` on a CPU when a
-    network has convolutions or computes in bfloat16."""
+    ``"step"`` on a GPU; on a CPU, ``"update"`` when a network has convolutions or computes in
+    bfloat16, else the model class's ``float32_cpu_xla_mode`` (``"step"`` unless measured
+    otherwise)."""
     if has_gpu():
         return "step"
     layers = list(model._flatten_layers(include_self=False))
-    # Keras' convolutions (Conv1-3D, their transposes, depthwise, separable) share BaseConv* bases
-    convolutional = any(base.__name__.startswith(("BaseConv", "BaseDepthwiseConv", "BaseSeparableConv"))
-                        for layer in layers for base in type(layer).__mro__)
     bfloat16 = any(getattr(layer, "compute_dtype", None) == "bfloat16" for layer in layers)
-    return "update" if convolutional or bfloat16 else "step"
+    if bfloat16 or any(_is_convolution(layer) for layer in layers):
+        return "update"
+    return model.float32_cpu_xla_mode
+
+
+def _is_convolution(layer):
+    # Keras' convolutions (Conv1-3D, their transposes, depthwise, separable) share BaseConv* bases
+    return any(base.__name__.startswith(("BaseConv", "BaseDepthwiseConv", "BaseSeparableConv"))
+               for base in type(layer).__mro__)
+
+
+def _convolutional(network):
+    return any(_is_convolution(layer) for layer in network._flatten_layers())

@@ -35,6 +35,7 @@ import contextlib
 import dataclasses
 import json
 import pathlib
+import random
 import sys
 
 from tfvae import devices, validation
@@ -113,7 +114,8 @@ SETTINGS = {
                                    metavar="F"),
     "precision": Setting("auto", lambda n, v: validation.choice(n, v, devices.PRECISIONS),
                          "the networks' compute dtype (weights, distributions and objectives stay float32); "
-                         "auto: mixed_bfloat16 on a CPU with bfloat16 matrix units (AMX), else float32",
+                         "auto: mixed_bfloat16 on a CPU with bfloat16 matrix units (AMX) unless the step is small "
+                         "(dense, under 128 M multiply-adds), else float32",
                          metavar="{" + ",".join(devices.PRECISIONS) + "}"),
 }
 
@@ -275,14 +277,33 @@ def build_model(config, source, **options):
         options.setdefault("standardization", source.standardization)
     if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
         options.setdefault("dataset_size", source.train_size)
-    # the networks are built under the run's precision (their layers keep it when saved); the
-    # global policy is restored so that nothing else in the process changes dtype
+    def build(precision):
+        return _under_policy(devices.resolve_precision(precision),
+                             lambda: cls(source.feature_shape, config["latent_dim"], **options))
+
+    if config["precision"] != "auto" or devices.default_precision() == "float32":
+        return build(config["precision"])
+    # "auto" on a CPU with bfloat16 matrix units: the step's size decides, so build once to count
+    # it. Python's random state (Keras draws its initializers' seeds from it) is put back before a
+    # rebuild, so that a model "auto" puts in float32 starts from precision="float32"'s weights.
+    state = random.getstate()
+    model = build("auto")
+    precision = devices.default_precision(devices.forward_multiply_adds(model, config["batch_size"]))
+    if precision == "float32":
+        random.setstate(state)
+        model = build(precision)
+    return model
+
+
+def _under_policy(policy, build):
+    """``build()`` under the Keras dtype policy ``policy``: the networks keep it (their layers save
+    it); the global policy is put back, so that nothing else in the process changes dtype."""
     import keras
 
     before = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(devices.resolve_precision(config["precision"]))
+    keras.mixed_precision.set_global_policy(policy)
     try:
-        return cls(source.feature_shape, config["latent_dim"], **options)
+        return build()
     finally:
         keras.mixed_precision.set_global_policy(before)
 

@@ -97,6 +97,10 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     #: estimate of q(z)): :meth:`compute_objective` then also takes ``mask`` (see there)
     couples_batch = False
 
+    #: the XLA mode ``compile(jit_compile="auto")`` gives this model's dense float32 step on a CPU
+    #: (:func:`tfvae.devices.xla_mode`); a model class names another where it measured faster
+    float32_cpu_xla_mode = "step"
+
     OPTIONS = {"validate_inputs": Option(True, validation.flag, "check the data before training", flag=None)}
 
     def __init__(self, **options):
