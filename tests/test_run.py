@@ -33,6 +33,7 @@ def test_one_call_trains_evaluates_and_writes_the_run(tmp_path):
     # config.json holds every setting, resolved: loading it reproduces the run
     config = run.RunConfig.load(out)
     assert config["binarize"] == "dynamic" and config["likelihood"] == "bernoulli" and config["beta"] == 2.0
+    assert config["precision"] == result.model.encoder.dtype_policy.name       # what "auto" chose
     assert config.as_dict() == result.config.as_dict()
 
 

@@ -277,6 +277,7 @@ def build_model(config, source, **options):
         options.setdefault("standardization", source.standardization)
     if "dataset_size" in declared:  # N of β-TCVAE's minibatch estimate of q(z): the training set's size
         options.setdefault("dataset_size", source.train_size)
+
     def build(precision):
         return _under_policy(devices.resolve_precision(precision),
                              lambda: cls(source.feature_shape, config["latent_dim"], **options))
@@ -364,6 +365,8 @@ def train(config=None, *, out=None, data_dir=None, overwrite=False, verbose="aut
     resolved = config.replace(**source.resolved_settings())
     if isinstance(getattr(model, "likelihood_option", None), str):
         resolved = resolved.replace(likelihood=model.likelihood_option)
+    if config["precision"] == "auto" and hasattr(model, "encoder"):  # what "auto" chose on this machine
+        resolved = resolved.replace(precision=model.encoder.dtype_policy.name)
     if cluster.is_chief:  # the other workers write nothing in the run directory
         out.mkdir(parents=True, exist_ok=True)
         document = {"tfvae": "run", "settings": resolved.as_dict(), "model_class": type(model).__name__,
