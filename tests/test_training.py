@@ -228,6 +228,35 @@ def test_bad_batches_are_rejected_under_the_default_xla_compile(images, tiny_mod
             model.fit(tf.data.Dataset.from_tensor_slices((bad, np.zeros(64))).batch(16), epochs=1, verbose=0)
 
 
+def test_a_tfvae_pipeline_is_checked_once_by_its_values_and_other_datasets_batch_by_batch(tiny_model):
+    from tfvae.data import pipeline
+
+    stored = np.random.default_rng(0).integers(0, 17, size=(64, 8, 8, 1)).astype(np.uint8)  # 17 levels of 16
+    labels = np.zeros(64, np.int64)
+    grey = pipeline.make_dataset(stored, labels, 16, batch_size=16)
+    # every value a batch holds is among those the dataset says it can take, exactly (float32)
+    held = np.unique(np.concatenate([x.numpy().ravel() for x, _ in grey]))
+    assert set(held) <= set(getattr(grey, pipeline.VALUES_ATTRIBUTE))
+    binary = pipeline.make_dataset(stored, labels, 16, batch_size=16, binarize="dynamic", seed=0)
+    np.testing.assert_array_equal(getattr(binary, pipeline.VALUES_ATTRIBUTE), [0.0, 1.0])
+
+    vae = tiny_model(VAE, likelihood="continuous-bernoulli")
+    assert vae.checked_data(grey) is grey          # in [0, 1]: no per-batch check left to run
+    vae.compile(optimizer="sgd")
+    vae.fit(grey, epochs=1, verbose=0)
+    shifted = grey.map(lambda x, y: (x + 0.5, y))  # a new dataset: checked batch by batch
+    assert vae.checked_data(shifted) is not shifted
+    with pytest.raises(tf.errors.InvalidArgumentError, match="above 1"):
+        vae.fit(shifted, epochs=1, verbose=0)
+    # grey levels are not counts: the once-check fails, so every batch is checked, and the first fails
+    poisson = tiny_model(VAE, likelihood="poisson")
+    assert poisson.checked_data(grey) is not grey
+    assert poisson.checked_data(binary) is binary  # 0 and 1 are counts
+    poisson.compile(optimizer="sgd")
+    with pytest.raises(tf.errors.InvalidArgumentError, match="non-integer"):
+        poisson.fit(grey, epochs=1, verbose=0)
+
+
 def test_fitting_a_dataset_does_not_warn_about_the_ignored_shuffle_flag(images, tiny_model):
     # Keras ignores fit(shuffle=...) for a tf.data.Dataset but warns whenever it is left at True
     model = tiny_model(VAE)

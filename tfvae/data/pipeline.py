@@ -32,6 +32,11 @@ BINARIZE_MODES = (None, "threshold", "dynamic", "fixed")
 WITHOUT_AUTOTUNE = tf.data.Options()
 WITHOUT_AUTOTUNE.autotune.enabled = False
 
+#: the attribute of a dataset made by :func:`make_dataset` that holds every value its images can
+#: take (float32, 1-D, as decoded): a model checks these once, in NumPy, instead of every batch
+#: (``TrainingLoop.checked_data``). A transformed dataset is a new object, without it.
+VALUES_ATTRIBUTE = "tfvae_values"
+
 
 def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, batch_size=None,
                  shuffle=False, seed=None, cache=True, prefetch=True, drop_remainder=False):
@@ -84,7 +89,29 @@ def make_dataset(images, labels, pixel_scale, *, flatten=False, binarize=None, b
     dataset = dataset.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     if prefetch:
         dataset = dataset.prefetch(tf.data.AUTOTUNE)
-    return dataset.with_options(WITHOUT_AUTOTUNE)
+    dataset = dataset.with_options(WITHOUT_AUTOTUNE)
+    setattr(dataset, VALUES_ATTRIBUTE, decoded_values(images, pixel_scale, binarize))
+    return dataset
+
+
+def decoded_values(images, pixel_scale, binarize):
+    """The values the decoded ``images`` can take, float32 as the decoder computes them: 0 and 1
+    when binarised, else every level from the lowest to the highest stored, over ``pixel_scale``
+    (a superset of the levels present, found in two passes over the array).
+
+        >>> decoded_values(np.array([[0, 1], [2, 1]], np.uint8), 2, None)
+        array([0. , 0.5, 1. ], dtype=float32)
+    """
+    images = np.asarray(images)
+    if binarize is not None:
+        return np.array([0.0, 1.0], np.float32)
+    if images.size == 0:
+        return np.zeros([0], np.float32)
+    if images.dtype.kind in "ui":
+        levels = np.arange(int(images.min()), int(images.max()) + 1)
+    else:
+        levels = np.unique(images)
+    return levels.astype(np.float32) / np.float32(pixel_scale)
 
 
 def index_batches(arrays, batch_size, *, shuffle=False, seed=None, drop_remainder=False):

@@ -422,12 +422,19 @@ class TrainingLoop(DeclaredOptions, keras.Model):
     def checked_data(self, data, what="data"):
         """``data`` with the checks of :meth:`data_problem` attached: NumPy arrays and
         tensors are checked now (``ValueError``); a ``tf.data.Dataset`` gets a ``map`` that
-        checks each batch as it streams (``tf.errors.InvalidArgumentError`` naming the problem).
+        checks each batch as it streams (``tf.errors.InvalidArgumentError`` naming the problem),
+        unless it is one of tfvae's pipelines from stored images whose every possible value
+        (``pipeline.VALUES_ATTRIBUTE``) passes :meth:`data_problem`, checked now.
         Also issues :meth:`data_warnings` for the first batch."""
         if isinstance(data, tf.data.Dataset):
             first = next(iter(data.take(1)), None)
             if first is not None:
                 self._warn(_first_of(first))
+            values = getattr(data, pipeline.VALUES_ATTRIBUTE, None)
+            if values is not None and self.data_problem(values) is None:
+                # tfvae's pipeline from stored images: every value a batch can hold passes the
+                # check, so no batch needs it (the map cost 9 % of an MNIST epoch at batch 1000)
+                return data
             return data.map(self._dataset_check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
         if isinstance(data, (tuple, list)) and data and _is_array(data[0]):
             return type(data)([self.checked_data(data[0], what)] + list(data[1:]))
