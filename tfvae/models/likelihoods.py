@@ -151,8 +151,7 @@ class Likelihood(keras.layers.Layer):
                              f"feature on the last axis, got {last} entries (shape {params.shape})")
         parts = (params,) if self.params_per_pixel == 1 else \
             tf.split(params, self.params_per_pixel, axis=-1)
-        return tfd.Independent(self._distribution(*parts),
-                               reinterpreted_batch_ndims=self.event_ndims)
+        return _Independent(self._distribution(*parts), reinterpreted_batch_ndims=self.event_ndims)
 
     def _distribution(self, *parts):
         raise NotImplementedError
@@ -197,6 +196,21 @@ class Likelihood(keras.layers.Layer):
     @classmethod
     def _from_name(cls, name, observation_scale, event_ndims):
         return cls(event_ndims=event_ndims, name="likelihood")
+
+
+class _Independent(tfd.Independent):
+    """``tfd.Independent`` whose sums over the event (``log_prob``, ``entropy``, ...) run over the
+    event's values flattened into one axis: the same sum, but XLA's CPU backend reduces one
+    contiguous axis faster than several. An IWAE step (K = 50, batch 100, MNIST's
+    ``[50, 100, 28, 28, 1]`` log-probabilities) took 68 ms with the three-axis sum and 59 ms
+    with this one (benchmarks/RESULTS.md, seventh session)."""
+
+    def _reduce(self, op, stat):
+        ndims = tf.get_static_value(tf.convert_to_tensor(self._get_reinterpreted_batch_ndims()))
+        if ndims is None or ndims <= 1:
+            return super()._reduce(op, stat)
+        shape = tf.shape(stat)
+        return op(tf.reshape(stat, tf.concat([shape[:-ndims], [-1]], axis=0)), axis=-1)
 
 
 class _LogitBernoulli(tfd.Bernoulli):
