@@ -404,23 +404,3 @@ def test_metrics_units_follow_the_facts(name):
     else:
         assert "test_bits_per_dim" not in units
 
-
-@pytest.mark.parametrize("event_ndims", [1, 2, 3])
-def test_the_event_sum_over_one_flattened_axis_equals_tfds(event_ndims):
-    # tfvae's Independent sums the event's values over one flattened axis (faster under XLA on a
-    # CPU); tfd.Independent sums over the event's axes: the same numbers
-    import tensorflow_probability as tfp
-
-    from tfvae.models.likelihoods import _Independent
-
-    tfd = tfp.distributions
-    rng = np.random.default_rng(event_ndims)
-    shape = [3, 2, 5, 4, 2][: 2 + event_ndims]
-    loc, x = rng.normal(size=shape).astype("float32"), rng.normal(size=shape[1:]).astype("float32")
-    ours = _Independent(tfd.Normal(loc, 1.5), reinterpreted_batch_ndims=event_ndims)
-    theirs = tfd.Independent(tfd.Normal(loc, 1.5), reinterpreted_batch_ndims=event_ndims)
-    assert ours.batch_shape == theirs.batch_shape and ours.event_shape == theirs.event_shape
-    np.testing.assert_allclose(ours.log_prob(x), theirs.log_prob(x), rtol=1e-6)
-    np.testing.assert_allclose(ours.entropy(), theirs.entropy(), rtol=1e-6)
-    jitted = tf.function(lambda: ours.log_prob(x), jit_compile=True)
-    np.testing.assert_allclose(jitted(), theirs.log_prob(x), rtol=1e-5)
