@@ -8,7 +8,9 @@ Feature shapes of any rank. An example is a feature tensor of shape ``F`` (``[D]
 ``[H, W, C]`` images, ...). The layer is built with ``event_ndims = len(F)`` (default 3, images)
 and returns ``tfd.Independent(elementwise, reinterpreted_batch_ndims=event_ndims)``: log_prob
 sums over exactly the trailing ``event_ndims`` axes, and every axis before them (Monte Carlo
-samples, batch) is a batch axis. ``event_ndims`` is a constructor argument kept in
+samples, batch) is a batch axis. (For an event of several axes the element-wise distribution is
+built on the event flattened to one axis and reshaped back by ``tfb.Reshape``: the same
+distribution, computed faster by XLA on a CPU.) ``event_ndims`` is a constructor argument kept in
 ``get_config`` rather than an argument of ``distribution``: the rank of the data is a fixed
 property of a model, so it is given once, saved with the layer, and no caller (training step,
 evaluation, export) can pass a different one by mistake.
@@ -118,7 +120,8 @@ def _check_number(what, value, low, strict=True):
 class Likelihood(keras.layers.Layer):
     """Base class: ``distribution(params)`` = ``tfd.Independent`` over the ``event_ndims``
     trailing feature axes of ``_distribution(*parts)``, the element-wise distribution a subclass
-    builds from the float32 parameter blocks ``parts`` (see the module docstring).
+    builds from the float32 parameter blocks ``parts`` (flattened to one axis when there are
+    several; see the module docstring).
 
     Subclasses set ``params_per_pixel``, ``support`` (one of :data:`SUPPORTS`), ``kind`` (the
     name :func:`get` knows them by) and ``_distribution``.
@@ -157,9 +160,9 @@ class Likelihood(keras.layers.Layer):
             return tfd.Independent(self._distribution(*parts), reinterpreted_batch_ndims=self.event_ndims)
         # The element-wise distribution over the event's values flattened into one axis, reshaped
         # back to the event shape (a bijection with zero log-Jacobian): the same density, but
-        # XLA's CPU backend runs element-wise ops and their sum several times faster on one
-        # contiguous axis than on [28, 28, 1] (an IWAE step, K = 50, batch 100: 65 -> 55 ms;
-        # benchmarks/RESULTS.md, seventh session).
+        # XLA's CPU backend runs element-wise ops and their sum faster on one contiguous axis than
+        # on [28, 28, 1]. An IWAE step (K = 50, batch 100) took 65-68 ms against a hand-written
+        # step's 55-57 ms, and now as long as it (benchmarks/RESULTS.md, seventh session).
         size = event.num_elements()
         flat = [tf.reshape(part, tf.concat([tf.shape(part)[:-self.event_ndims], [size]], axis=0)) for part in parts]
         return tfd.TransformedDistribution(tfd.Independent(self._distribution(*flat), reinterpreted_batch_ndims=1),
