@@ -403,4 +403,3 @@ def test_metrics_units_follow_the_facts(name):
         assert units["test_bits_per_dim"] == pytest.approx(8.0 / (4 * np.log(2.0)))
     else:
         assert "test_bits_per_dim" not in units
-

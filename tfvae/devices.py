@@ -82,8 +82,8 @@ def default_precision(multiply_adds=None):
     return "float32" if small else "mixed_bfloat16"
 
 
-def resolve_precision(precision, multiply_adds=None):
-    return default_precision(multiply_adds) if precision == "auto" else precision
+def resolve_precision(precision):
+    return default_precision() if precision == "auto" else precision
 
 
 def forward_multiply_adds(model, batch_size):

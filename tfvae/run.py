@@ -279,8 +279,8 @@ def build_model(config, source, **options):
         options.setdefault("dataset_size", source.train_size)
 
     def build(precision):
-        return _under_policy(devices.resolve_precision(precision),
-                             lambda: cls(source.feature_shape, config["latent_dim"], **options))
+        with _global_policy(devices.resolve_precision(precision)):
+            return cls(source.feature_shape, config["latent_dim"], **options)
 
     if config["precision"] != "auto" or devices.default_precision() == "float32":
         return build(config["precision"])
@@ -296,15 +296,16 @@ def build_model(config, source, **options):
     return model
 
 
-def _under_policy(policy, build):
-    """``build()`` under the Keras dtype policy ``policy``: the networks keep it (their layers save
-    it); the global policy is put back, so that nothing else in the process changes dtype."""
+@contextlib.contextmanager
+def _global_policy(policy):
+    """Networks built inside compute under the Keras dtype policy ``policy`` (their layers keep it
+    and save it); the global policy is put back, so that nothing else in the process changes dtype."""
     import keras
 
     before = keras.mixed_precision.global_policy()
     keras.mixed_precision.set_global_policy(policy)
     try:
-        return build()
+        yield
     finally:
         keras.mixed_precision.set_global_policy(before)
 

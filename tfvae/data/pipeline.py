@@ -102,9 +102,9 @@ def decoded_values(images, pixel_scale, binarize):
         >>> decoded_values(np.array([[0, 1], [2, 1]], np.uint8), 2, None)
         array([0. , 0.5, 1. ], dtype=float32)
     """
-    images = np.asarray(images)
     if binarize is not None:
         return np.array([0.0, 1.0], np.float32)
+    images = np.asarray(images)
     if images.size == 0:
         return np.zeros([0], np.float32)
     if images.dtype.kind in "ui":

@@ -155,7 +155,7 @@ class Likelihood(keras.layers.Layer):
                              f"feature on the last axis, got {last} entries (shape {params.shape})")
         parts = (params,) if self.params_per_pixel == 1 else \
             tf.split(params, self.params_per_pixel, axis=-1)
-        event = parts[0].shape[parts[0].shape.rank - self.event_ndims:] if rank is not None else None
+        event = parts[0].shape[rank - self.event_ndims:] if rank is not None else None
         if self.event_ndims <= 1 or event is None or not event.is_fully_defined():
             return tfd.Independent(self._distribution(*parts), reinterpreted_batch_ndims=self.event_ndims)
         # The element-wise distribution over the event's values flattened into one axis, reshaped
