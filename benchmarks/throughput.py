@@ -3,8 +3,9 @@
 Paths per case:
 
 * **default**: what a user writes, with no tuning flag: the run layer's model (its default
-  ``precision="auto"``: bfloat16 networks on a CPU with AMX), ``model.compile(Adam)`` (tfvae's
-  defaults: ``jit_compile="auto"``, :mod:`tfvae.devices`, and 16 steps per execution) and
+  ``precision="auto"``: bfloat16 networks on a CPU with AMX) and optimizer
+  (``model.compile(tfvae.optimizers.FusedAdam(1e-3))``, every tfvae path's; tfvae's defaults:
+  ``jit_compile="auto"``, :mod:`tfvae.devices`, and 16 steps per execution) and
   ``model.fit`` on ``tfvae.data.load(..., batch_size=B, shuffle=True, seed=0,
   binarize="dynamic")`` (MNIST cases) or on in-memory random binary 64×64 images (``64×64``
   cases: ``model.fit(images, batch_size=B)``);
@@ -36,6 +37,11 @@ Paths per case:
   slower on a CPU). It
   is what the framework could reach on this machine without tfvae's training loop, so the gap to
   it is tfvae's overhead and the gap from it to the matmul rate is the machine's;
+* **bare-bf16-fused** and **bare-bf16-no-update** (64×64 cases): ``bare-bf16`` with Adam's update
+  by TensorFlow's fused kernel, one per variable, as the gradients come
+  (:class:`tfvae.optimizers.FusedAdam`, no XLA), and with no update at all (the gradients
+  computed, nothing applied). The second is the ceiling of any optimizer on these networks: the
+  gap from it to ``bare-bf16`` is what the update costs;
 * **torch** (64×64 cases): PyTorch eager on the same networks (``torch_reference.py``, in its own
   process); **pythae** (VAE batch 1000): pythae 0.1.2's trainer on the same networks
   (``pythae_reference.py``, in its own process). Both: ``pip install -e ".[benchmarks]"``.
@@ -138,7 +144,8 @@ CASES = {
 CASES_64 = {f"{network} 64x64 batch {batch}": (network, batch) for network in ("conv", "higgins") for batch in (64, 256)}
 #: the configurations the default is measured against (precision/XLA mode)
 CONFIGURATIONS = [f"{precision}/{mode}" for precision in ("float32", "mixed_bfloat16") for mode in devices.XLA_MODES]
-PATHS = ["default", "tuned", "tuned-once", "unchecked", "in-step", "repeated", *CONFIGURATIONS, "bare", "bare-bf16", "torch", "pythae"]
+PATHS = ["default", "tuned", "tuned-once", "unchecked", "in-step", "repeated", *CONFIGURATIONS, "bare", "bare-bf16",
+         "bare-bf16-fused", "bare-bf16-no-update", "torch", "pythae"]
 
 
 def setup(name, scale, precision="auto", **model_options):
@@ -224,13 +231,13 @@ class FitPath:
         options = dict(validate_inputs=False) if path in ("unchecked", "in-step") else {}
         self.model, data, self.batch, self.samples, self.examples = setup(name, scale, precision, **options)
         if path in ("in-step", "repeated"):
-            self.model.compile(optimizer=keras.optimizers.Adam(1e-3))
+            self.model.compile(optimizer=tfvae.optimizers.FusedAdam(1e-3))
             self.steps = -(-self.examples // self.batch)
             self.fit = dict(x=decoded_in_step(self.model, name, self.batch, self.examples)) if path == "in-step" \
                 else dict(x=data.train(self.batch, seed=0).repeat(), steps_per_epoch=self.steps)
         elif path in ("tuned", "tuned-once"):
             self.steps = self.examples // self.batch
-            self.model.compile(optimizer=keras.optimizers.Adam(1e-3),
+            self.model.compile(optimizer=tfvae.optimizers.FusedAdam(1e-3),
                                steps_per_execution=steps_per_execution_for(self.steps, 100))
             images = data.arrays("train")[0] if path == "tuned-once" else training_images(name, data, self.examples)
             dataset = tf.data.Dataset.from_tensor_slices(images).repeat().batch(self.batch, drop_remainder=True)
@@ -240,7 +247,7 @@ class FitPath:
                                                                      num_parallel_calls=tf.data.AUTOTUNE)
             self.fit = dict(x=dataset.prefetch(tf.data.AUTOTUNE), steps_per_epoch=self.steps)
         else:
-            self.model.compile(optimizer=keras.optimizers.Adam(1e-3), jit_compile=mode)
+            self.model.compile(optimizer=tfvae.optimizers.FusedAdam(1e-3), jit_compile=mode)
             self.steps = -(-self.examples // self.batch)
             # what a user writes: arrays in memory (64x64 cases) or the catalog's pipeline
             self.fit = dict(x=data, batch_size=self.batch) if name in CASES_64 else dict(x=data.train(self.batch, seed=0))
@@ -295,19 +302,26 @@ class BarePath:
     VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples). A window is one pass
     over the in-memory batches."""
 
-    def __init__(self, name, scale, precision="float32"):
+    #: how a bfloat16 step applies Adam: "xla" (Keras' update under XLA), "fused" (TensorFlow's
+    #: fused kernel per variable) or "none" (no update: the step's ceiling)
+    UPDATES = ("xla", "fused", "none")
+
+    def __init__(self, name, scale, precision="float32", update="xla"):
+        if update not in self.UPDATES or (precision == "float32" and update != "xla"):
+            raise ValueError(f"update={update!r} with {precision}: expected one of {self.UPDATES}, "
+                             "and 'xla' in float32 (the whole step is under XLA)")
         model, data, batch, samples, examples = setup(name, scale, precision)
-        self.precision, self.batch, self.flops = precision, batch, train_flops(model, samples)
+        self.precision, self.update, self.batch, self.flops = precision, update, batch, train_flops(model, samples)
         encoder, decoder = model.encoder, model.decoder
         variables = encoder.trainable_variables + decoder.trainable_variables
-        optimizer = keras.optimizers.Adam(1e-3)
+        optimizer = (tfvae.optimizers.FusedAdam if update == "fused" else keras.optimizers.Adam)(1e-3)
         optimizer.build(variables)
         images = training_images(name, data, examples)
         self.batches = tf.constant(images[: examples // batch * batch].reshape((-1, batch) + images.shape[1:]))
         self.draw = tf.function(tfvae.data.pipeline.draw_binary) if binarises_anew(name) else None
         self.draws = 0
         whole_step = precision == "float32"
-        update = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=True)
+        xla_update = tf.function(lambda g: optimizer.apply(g, variables), jit_compile=True)
 
         def log_normal(z, mean, log_scale):
             return tf.reduce_sum(-0.5 * ((z - mean) / tf.exp(log_scale)) ** 2 - log_scale - 0.9189385, -1)
@@ -324,14 +338,16 @@ class BarePath:
                 log_w = log_px + log_normal(z, 0.0, 0.0) - log_normal(z, mean, log_scale)
                 loss = -tf.reduce_mean(tf.reduce_logsumexp(log_w, 0))
             gradients = tape.gradient(loss, variables)
-            if whole_step:
+            if whole_step or update == "fused":
                 optimizer.apply(gradients, variables)
+            elif update == "xla":
+                xla_update(gradients)
             else:
-                update(gradients)
+                return loss, gradients  # returned, so that the gradients are computed
             return loss
 
         self.step = step
-        step(self.batches[0]).numpy()
+        tf.nest.flatten(step(self.batches[0]))[0].numpy()
         if self.draw is not None:  # traced before the first window
             self.draw(self.batches[0], tf.constant([0, 0], tf.int64))
 
@@ -342,11 +358,11 @@ class BarePath:
                 self.draws += 1
                 x = self.draw(x, tf.constant([0, self.draws], tf.int64))
             loss = self.step(x)
-        loss.numpy()
+        tf.nest.flatten(loss)[0].numpy()
         return len(self.batches) * self.batch / (time.perf_counter() - start)
 
     def describe(self):
-        return dict(precision=self.precision, batch=self.batch, examples_per_epoch=len(self.batches) * self.batch,
+        return dict(precision=self.precision, update=self.update, batch=self.batch, examples_per_epoch=len(self.batches) * self.batch,
                     flops_per_example=self.flops)
 
 
@@ -355,7 +371,10 @@ def paths_of(name, paths, scale):
     built = {}
     for path in paths:
         if path.startswith("bare"):
-            if name.startswith(("vae", "iwae")) or name in CASES_64:
+            if path.startswith("bare-bf16-") and name in CASES_64:
+                update = "fused" if path == "bare-bf16-fused" else "none"
+                built[path] = BarePath(name, scale, "mixed_bfloat16", update)
+            elif path in ("bare", "bare-bf16") and (name.startswith(("vae", "iwae")) or name in CASES_64):
                 built[path] = BarePath(name, scale, "mixed_bfloat16" if path == "bare-bf16" else "float32")
         elif path in ("torch", "pythae"):
             if (name in CASES_64) if path == "torch" else name == "vae batch 1000":
@@ -396,7 +415,7 @@ def against_fastest(cases, name):
     """One line: the default path's rate as a fraction of the case's fastest TensorFlow path, and
     the ratio to PyTorch eager where measured."""
     rates = {key[len(name) + 2:-1]: r["examples_per_second"] for key, r in cases.items() if key.startswith(name + " [")}
-    tensorflow = {path: rate for path, rate in rates.items() if path not in ("torch", "pythae", "tuned-once")}
+    tensorflow = {path: rate for path, rate in rates.items() if path not in ("torch", "pythae", "tuned-once", "bare-bf16-no-update")}
     if "default" not in rates or len(tensorflow) < 2:
         return ""
     fastest = max(tensorflow, key=tensorflow.get)
@@ -416,7 +435,9 @@ def main(argv=None):
     parser.add_argument("--cases", nargs="*", default=list(CASES) + list(CASES_64), help="which cases (default: all)")
     parser.add_argument("--paths", nargs="*", default=PATHS, choices=PATHS,
                         help="PRECISION/MODE: a configuration set by hand; bare, bare-bf16: a hand-written step of "
-                             "the same networks (VAE, IWAE and 64x64 cases); torch: PyTorch eager (64x64 cases); "
+                             "the same networks (VAE, IWAE and 64x64 cases); bare-bf16-fused, bare-bf16-no-update: "
+                             "bare-bf16 with TensorFlow's fused Adam kernel and with no update (64x64 cases); "
+                             "torch: PyTorch eager (64x64 cases); "
                              "pythae: pythae 0.1.2's trainer (VAE batch 1000)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds: timed epochs per case and path")
     parser.add_argument("--max-load", type=float, default=1.5,

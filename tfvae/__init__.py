@@ -23,6 +23,7 @@ _SUBMODULES = (
     "distributions",
     "networks",
     "objectives",
+    "optimizers",
     "models",
     "evaluation",
     "diagnostics",

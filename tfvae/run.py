@@ -354,13 +354,15 @@ def train(config=None, *, out=None, data_dir=None, overwrite=False, verbose="aut
 
     import keras
 
+    from tfvae import optimizers
+
     keras.utils.set_random_seed(config["seed"])
     source = _checked_source(config, data_dir)
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         model = build_model(config, source)
         if model.initializes_from_data():  # llgae/lgae: k-means + local PCA start, no dead components
             model.initialize_from_data(source.arrays("train")[0], seed=config["seed"], verbose=verbose)
-        model.compile(optimizer=keras.optimizers.Adam(config["learning_rate"]))
+        model.compile(optimizer=optimizers.FusedAdam(config["learning_rate"]))
     out = pathlib.Path(out) if out is not None else default_directory(config, source)
     # config.json records what the defaults resolved to, so loading it reproduces this run exactly
     resolved = config.replace(**source.resolved_settings())

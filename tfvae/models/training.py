@@ -47,7 +47,7 @@ import tensorflow as tf
 # padded for replicas are batched and shuffled as fit batches them
 from keras.src.trainers.data_adapters import array_data_adapter, array_slicing
 
-from tfvae import devices, validation
+from tfvae import devices, optimizers, validation  # optimizers: registers FusedAdam, which saved runs name
 from tfvae.data import pipeline
 from tfvae.models.options import DeclaredOptions, Option
 
@@ -290,7 +290,7 @@ class TrainingLoop(DeclaredOptions, keras.Model):
         distributed = tf.distribute.has_strategy() or self.distribute_strategy.num_replicas_in_sync > 1
         requested = jit_compile
         if jit_compile == "auto":
-            mode = "none" if kwargs.get("run_eagerly") or distributed else devices.xla_mode(self)
+            mode = "none" if kwargs.get("run_eagerly") or distributed else devices.xla_mode(self, optimizer)
         else:
             mode = {True: "step", False: "none"}.get(jit_compile, jit_compile)
             if mode not in devices.XLA_MODES:
