@@ -21,7 +21,7 @@ per step, which XLA fuses into one. So the fast path on such a CPU is a step in 
 forward and backward by TensorFlow's kernels (in bfloat16 where the CPU has matrix units for it),
 and the optimizer's update compiled by XLA. Or, with :class:`tfvae.optimizers.FusedAdam` (the
 run layer's optimizer), no XLA at all: its update is already one pass, TensorFlow's fused kernel
-per variable, which starts as each gradient is ready and measured 12-14 % faster than the
+per variable, which starts as each gradient is ready and measured 11-14 % faster than the
 compiled update on Higgins' MLP at batch 64 (2026-12-06); :func:`xla_mode` then says ``"none"``.
 
 A fourth: a small step is bound by the number of its ops, not by their arithmetic. The MNIST VAE

@@ -8,16 +8,17 @@ tf.keras 2 called): one pass over the weight, its gradient and both moments, spl
 intra-op threads, and one op per variable, so that a layer's update starts as soon as its
 gradient is ready instead of after the whole backward pass. On 2 CPU cores (2026-12-06,
 ``benchmarks/RESULTS.md``) it makes the training step of Higgins' 64×64 MLP (14.2 M weights,
-batch 64) 12-14 % faster than the update compiled by XLA, and changes nothing measurable on the
-small MNIST networks.
+batch 64) 11-14 % faster than the update compiled by XLA (5-11 % for VSC and the shapes2d and
+batch-256 MLPs), and changes nothing measurable on the conv nets and the MNIST VAE.
 
 The kernel computes Keras' formula (Kingma & Ba's, with ε outside the square root)::
 
     m ← m + (1 − β₁)(g − m),   v ← v + (1 − β₂)(g² − v),
     w ← w − η · √(1 − β₂ᵗ) / (1 − β₁ᵗ) · m / (√v + ε)
 
-on the same slot variables, so a checkpoint moves between this class and ``keras.optimizers.Adam``
-and the two agree to float32 round-off (tested). Whatever else Keras' ``apply`` does (learning-
+on the same slot variables, so a checkpoint moves between this class and ``keras.optimizers.Adam``.
+The two agree to float32 round-off (tested): the kernel forms 1 − β₂ in float32 (0.999 acts as
+0.99900001), Keras in double precision. Whatever else Keras' ``apply`` does (learning-
 rate schedules, clipping, weight decay, EMA, gradient accumulation, loss scaling) is untouched: only
 the per-variable ``update_step`` changes. It falls back to Keras' own ``update_step`` where the
 kernel does not apply: AMSGrad, sparse gradients, and variables under a ``tf.distribute`` strategy
