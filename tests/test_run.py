@@ -35,6 +35,9 @@ def test_one_call_trains_evaluates_and_writes_the_run(tmp_path):
     assert config["binarize"] == "dynamic" and config["likelihood"] == "bernoulli" and config["beta"] == 2.0
     assert config["precision"] == result.model.encoder.dtype_policy.name       # what "auto" chose
     assert config.as_dict() == result.config.as_dict()
+    # the run layer's optimizer: Keras' Adam with its update in one kernel, at the config's rate
+    assert type(result.model.optimizer).__name__ == "FusedAdam"
+    assert float(result.model.optimizer.learning_rate.numpy()) == pytest.approx(config["learning_rate"])
 
 
 def test_the_config_checks_every_setting_and_model_option():
