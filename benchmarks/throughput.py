@@ -299,8 +299,9 @@ class ReferencePath:
 class BarePath:
     """A hand-written training step of the case's own networks (see the module docstring): float32
     with the whole step under XLA, or bfloat16 networks with only Adam's update under XLA; for the
-    VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples). A window is one pass
-    over the in-memory batches."""
+    VAE/IWAE and 64×64 cases (one importance-weighted bound, K samples); in bfloat16 the update
+    can also be :class:`tfvae.optimizers.FusedAdam`'s, or none. A window is one pass over the
+    in-memory batches."""
 
     #: how a bfloat16 step applies Adam: "xla" (Keras' update under XLA), "fused" (TensorFlow's
     #: fused kernel per variable) or "none" (no update: the step's ceiling)
@@ -362,8 +363,8 @@ class BarePath:
         return len(self.batches) * self.batch / (time.perf_counter() - start)
 
     def describe(self):
-        return dict(precision=self.precision, update=self.update, batch=self.batch, examples_per_epoch=len(self.batches) * self.batch,
-                    flops_per_example=self.flops)
+        return dict(precision=self.precision, update=self.update, batch=self.batch,
+                    examples_per_epoch=len(self.batches) * self.batch, flops_per_example=self.flops)
 
 
 def paths_of(name, paths, scale):
@@ -415,7 +416,8 @@ def against_fastest(cases, name):
     """One line: the default path's rate as a fraction of the case's fastest TensorFlow path, and
     the ratio to PyTorch eager where measured."""
     rates = {key[len(name) + 2:-1]: r["examples_per_second"] for key, r in cases.items() if key.startswith(name + " [")}
-    tensorflow = {path: rate for path, rate in rates.items() if path not in ("torch", "pythae", "tuned-once", "bare-bf16-no-update")}
+    not_trainers = ("torch", "pythae", "tuned-once", "bare-bf16-no-update")  # other libraries, data or no update
+    tensorflow = {path: rate for path, rate in rates.items() if path not in not_trainers}
     if "default" not in rates or len(tensorflow) < 2:
         return ""
     fastest = max(tensorflow, key=tensorflow.get)
