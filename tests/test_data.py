@@ -266,6 +266,25 @@ def test_shuffle_is_seeded_and_reshuffles_each_epoch():
     assert not np.array_equal(epoch(other)[1], first)
 
 
+def test_every_pass_is_a_uniform_permutation_in_known_batches():
+    from scipy import stats
+
+    from tfvae.data.pipeline import index_batches
+
+    n, passes = 6, 600
+    dataset = index_batches(np.arange(n), 4, shuffle=True, seed=0)
+    assert dataset.cardinality().numpy() == 2                   # 4 + 2: fit knows its steps
+    counts = np.zeros((n, n))                                   # [position, index]
+    for _ in range(passes):
+        order = np.concatenate([b.numpy() for b in dataset])
+        assert sorted(order) == list(range(n))
+        counts[np.arange(n), order] += 1
+    # each index equally likely at each position: χ² over the 6 × 6 table, (6 - 1)² degrees of freedom
+    chi2 = ((counts - passes / n) ** 2 / (passes / n)).sum()
+    assert stats.chi2.sf(chi2, (n - 1) ** 2) > 1e-4, counts
+    assert len(list(index_batches(np.arange(n), 4, shuffle=True, drop_remainder=True))) == 1
+
+
 def test_shuffle_keeps_images_with_their_labels():
     x, y = data.load_arrays("digits", "test")
     images, labels = epoch(data.load("digits", "test", batch_size=100, shuffle=True, seed=0,
