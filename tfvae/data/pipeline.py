@@ -138,15 +138,16 @@ def _index_batches(num_examples, batch_size, shuffle, seed, drop_remainder):
 
     Not ``Dataset.shuffle(N)``: its buffer is filled one element at a time before the first batch
     of every pass, and ``fit`` makes a new iterator every epoch. On MNIST at batch 1000 on 2 CPU
-    cores that fill was 18 % of an epoch (``benchmarks/RESULTS.md``, eighth session)."""
+    cores, drawing the order in one op made an epoch 18 % faster (``benchmarks/RESULTS.md``,
+    eighth session)."""
     if not shuffle:
         return tf.data.Dataset.range(num_examples).batch(batch_size, drop_remainder=drop_remainder)
     full, rest = divmod(num_examples, batch_size)
     remainder = rest > 0 and not drop_remainder
 
     def batches_of(pass_seed):
-        order = tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64),
-                                                         seed=tf.stack([pass_seed, tf.constant(_PERMUTATION_STREAM, tf.int64)]))
+        key = tf.stack([pass_seed, tf.constant(_PERMUTATION_STREAM, tf.int64)])
+        order = tf.random.experimental.stateless_shuffle(tf.range(num_examples, dtype=tf.int64), seed=key)
         batches = tf.data.Dataset.from_tensor_slices(tf.reshape(order[:full * batch_size], [full, batch_size]))
         return batches.concatenate(tf.data.Dataset.from_tensors(order[full * batch_size:])) if remainder else batches
 
