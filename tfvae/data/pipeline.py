@@ -131,6 +131,11 @@ def index_batches(arrays, batch_size, *, shuffle=False, seed=None, drop_remainde
     return dataset.with_options(WITHOUT_AUTOTUNE)
 
 
+#: the second word of the permutation's stateless seed, so that it never shares a Philox key with
+#: the dynamic binarization's seeds drawn from the same ``Dataset.random(seed)`` stream
+_PERMUTATION_STREAM = 0x5EED
+
+
 def _index_batches(num_examples, batch_size, shuffle, seed, drop_remainder):
     """Batches of indices into N examples; with ``shuffle``, every pass (every new iterator) a new
     uniform permutation of all N, drawn in one op (``stateless_shuffle``) from a seed that
@@ -154,11 +159,6 @@ def _index_batches(num_examples, batch_size, shuffle, seed, drop_remainder):
     passes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     # flat_map hides the number of batches, which fit's steps and the replica padding read
     return passes.flat_map(batches_of).apply(tf.data.experimental.assert_cardinality(full + remainder))
-
-
-#: the second word of the permutation's stateless seed, so that it never shares a Philox key with
-#: the dynamic binarization's seeds drawn from the same ``Dataset.random(seed)`` stream
-_PERMUTATION_STREAM = 0x5EED
 
 
 def draw_binary(probabilities, seed):
